@@ -1,6 +1,7 @@
 module github.com/fleproxy/fleproxy
 
-go 1.26
+go 1.26.0
+
 require (
 	github.com/hashicorp/vault/api v1.23.0
 	github.com/jackc/pgx/v5 v5.12.0
