@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -33,6 +34,34 @@ type Config struct {
 	Limits Limits `yaml:"limits"`
 	// Log configures the operational log.
 	Log Log `yaml:"log"`
+	// Encryption names the policy and where the keys are. Without a policy the proxy only
+	// forwards.
+	Encryption Encryption `yaml:"encryption"`
+}
+
+// Encryption configures field-level encryption.
+type Encryption struct {
+	// Policy is the policy file (package policy). Empty: no encryption, pure pass-through.
+	Policy string `yaml:"policy"`
+	// Service is the connection the proxy itself opens to the protected database, to read the
+	// catalog and the wrapped keyrings: a libpq-style connection string or URL. Its password may
+	// also come from PGPASSWORD or a pgpass file, as libpq's. Clients may connect only to this
+	// connection's database: the policy describes that database.
+	Service string `yaml:"service"`
+	// KEKFile is the local key-encryption key created by `fleproxy keys init` (development only:
+	// whoever reads the file can unwrap every data key).
+	KEKFile string `yaml:"kek_file"`
+	// KeyStore is where wrapped keyrings live: "database" (table fleproxy.keyrings in the
+	// protected database, shared by every replica; the default) or "dir:PATH" (JSON files, one
+	// node only).
+	KeyStore string `yaml:"key_store"`
+	// RefreshInterval is how often the proxy re-reads the catalog and the keyrings, so that DDL
+	// and key rotations made elsewhere are picked up (default 30s).
+	RefreshInterval time.Duration `yaml:"refresh_interval"`
+	// AllowMissingTables lets the proxy start while tables the policy names do not exist yet (a
+	// fresh database whose schema will be created through the proxy). Their columns are
+	// protected by name from the start. Missing columns of existing tables are still errors.
+	AllowMissingTables bool `yaml:"allow_missing_tables"`
 }
 
 // Upstream is the database side of the proxy.
@@ -122,7 +151,8 @@ func Default() Config {
 			StartupTimeout:  30 * time.Second,
 			ShutdownTimeout: 30 * time.Second,
 		},
-		Log: Log{Level: "info", Format: "json"},
+		Log:        Log{Level: "info", Format: "json"},
+		Encryption: Encryption{KeyStore: "database", RefreshInterval: 30 * time.Second},
 	}
 }
 
@@ -198,6 +228,20 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxConnections < 0 {
 		errs = append(errs, errors.New("limits.max_connections must not be negative"))
+	}
+	if e := c.Encryption; e.Policy != "" {
+		if e.Service == "" {
+			errs = append(errs, errors.New("encryption.service is required with encryption.policy"))
+		}
+		if e.KEKFile == "" {
+			errs = append(errs, errors.New("encryption.kek_file is required with encryption.policy"))
+		}
+		if e.KeyStore != "database" && !strings.HasPrefix(e.KeyStore, "dir:") {
+			errs = append(errs, fmt.Errorf("encryption.key_store: %q is not \"database\" or \"dir:PATH\"", e.KeyStore))
+		}
+		if e.RefreshInterval < time.Second {
+			errs = append(errs, errors.New("encryption.refresh_interval must be at least 1s"))
+		}
 	}
 	switch c.Log.Format {
 	case "json", "console":

@@ -119,6 +119,11 @@ func (s *session) relayAuthentication(cr *wire.Reader, cw *bufio.Writer, ur *wir
 			}
 			return nil
 		default: // ParameterStatus, NoticeResponse
+			if h.Type == 'S' {
+				if i := bytes.IndexByte(body, 0); i > 0 {
+					st.params[string(body[:i])] = string(bytes.TrimRight(body[i+1:], "\x00"))
+				}
+			}
 			if err := writeMessage(cw, h.Type, body); err != nil {
 				return errClientGone
 			}

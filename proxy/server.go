@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -38,10 +39,27 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Logger receives the operational log; each session logs through a child with its id.
 	Logger zerolog.Logger
+	// NewInterceptor, if set, is called once a session is authenticated, with the caller's
+	// verified identity and the StartupMessage and ParameterStatus values seen so far; the
+	// session's messages then go through the Interceptor it returns. An error ends the session
+	// with a FATAL ErrorResponse carrying the error's text. Nil: pure pass-through.
+	NewInterceptor func(id Identity, params map[string]string, log zerolog.Logger) (Interceptor, error)
 
 	// testPanicUser, set only by this package's tests, makes a session whose StartupMessage user
 	// equals it panic once authenticated, to exercise the recovery path.
 	testPanicUser string
+}
+
+// Interceptor rewrites the messages of one session (package rewrite implements it). Frontend
+// methods are called from the client→database goroutine only, Backend methods from the
+// database→client goroutine only. A message whose type the NeedsBody method declines is forwarded
+// unchanged without being read whole; the others are read and handed over, and the Interceptor
+// writes whatever should go on in their place (possibly nothing, possibly several messages).
+type Interceptor interface {
+	FrontendNeedsBody(typ byte) bool
+	Frontend(typ byte, body []byte, up *bufio.Writer) error
+	BackendNeedsBody(typ byte) bool
+	Backend(typ byte, body []byte, client *bufio.Writer) error
 }
 
 // Server accepts client connections and runs a session for each. Its methods are safe for

@@ -34,6 +34,8 @@ type session struct {
 	upstream net.Conn
 
 	identity Identity
+	// rw rewrites messages once the session is authenticated; nil for pure pass-through.
+	rw       Interceptor
 	proxyKey backendKey
 	hasKey   bool
 	// ended records which side ended the session first (one of the end* values); once it is set,
@@ -133,6 +135,15 @@ func (s *session) serve(ctx context.Context) error {
 	ev.Msg("session authenticated")
 	if s.srv.cfg.testPanicUser != "" && s.identity.Role == s.srv.cfg.testPanicUser {
 		panic("test panic requested for this role")
+	}
+	if f := s.srv.cfg.NewInterceptor; f != nil {
+		rw, err := f(s.identity, st.params, s.log)
+		if err != nil {
+			ce := fatal(codeInvalidAuthorization, err.Error(), "")
+			s.sendFatal(ce)
+			return ce
+		}
+		s.rw = rw
 	}
 	return s.pump(cr, cw, ur, uw)
 }
@@ -284,7 +295,15 @@ func (s *session) forwardFrontend(cr *wire.Reader, uw *bufio.Writer) error {
 			}
 			return errClientGone
 		}
-		if err := cr.Forward(uw, h); err != nil {
+		if s.rw != nil && s.rw.FrontendNeedsBody(h.Type) {
+			body, err := cr.Body()
+			if err != nil {
+				return s.clientReadError(err)
+			}
+			if err := s.rw.Frontend(h.Type, body, uw); err != nil {
+				return err
+			}
+		} else if err := cr.Forward(uw, h); err != nil {
 			return err
 		}
 		if cr.Buffered() == 0 {
@@ -311,7 +330,15 @@ func (s *session) forwardBackend(ur *wire.Reader, cw *bufio.Writer) error {
 			return fmt.Errorf("reading from upstream: %w", err)
 		}
 		lastType = h.Type
-		if err := ur.Forward(cw, h); err != nil {
+		if s.rw != nil && s.rw.BackendNeedsBody(h.Type) {
+			body, err := ur.Body()
+			if err != nil {
+				return fmt.Errorf("reading from upstream: %w", err)
+			}
+			if err := s.rw.Backend(h.Type, body, cw); err != nil {
+				return err
+			}
+		} else if err := ur.Forward(cw, h); err != nil {
 			return err
 		}
 		if ur.Buffered() == 0 {

@@ -16,6 +16,9 @@ import (
 type startup struct {
 	names  []string
 	values map[string]string
+	// params are the StartupMessage parameters overlaid with the ParameterStatus values the
+	// server reported during start-up, for the Interceptor.
+	params map[string]string
 }
 
 func (st startup) database() string {
@@ -115,7 +118,10 @@ func (s *session) readStartupMessage(p wire.StartupPacket) (startup, error) {
 	if r, ok := values["replication"]; ok && r != "false" && r != "off" && r != "no" && r != "0" {
 		return startup{}, fatal(codeFeatureNotSupported, "replication connections are not supported through the proxy", "connect replication clients to the database directly")
 	}
-	st := startup{values: values}
+	st := startup{values: values, params: make(map[string]string, len(values))}
+	for k, v := range values {
+		st.params[k] = v
+	}
 	var unknown []string
 	for _, n := range names {
 		if strings.HasPrefix(n, "_pq_.") {

@@ -2,14 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/cobra"
 
 	"github.com/fleproxy/fleproxy/config"
@@ -17,36 +23,101 @@ import (
 	"github.com/fleproxy/fleproxy/proxy"
 )
 
+// Roles of the quickstart: a U.S. service cleared for plaintext and a Singapore operator who is not.
+const (
+	demoUSRole     = "us_service"
+	demoUSPassword = "us-service-secret"
+	demoSGRole     = "sg_operator"
+	demoSGPassword = "sg-operator-secret"
+	demoDatabase   = "pagila"
+)
+
 func newDemoCommand() *cobra.Command {
-	var logFormat string
+	var (
+		logFormat string
+		dir       string
+	)
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Start a throwaway PostgreSQL and the proxy, and run a psql session through it",
-		Long: `Start a throwaway PostgreSQL cluster (Debian's PostgreSQL 15 binaries), start the proxy in
-front of it, run a psql session through the proxy, print what it showed, and clean up.`,
+		Short: "Run the quickstart: pagila loaded through the proxy, seen by a cleared and an uncleared role",
+		Long: `Run the quickstart on the pagila sample database:
+
+  1. start a throwaway PostgreSQL 15 cluster and create the roles us_service (cleared for
+     plaintext by examples/quickstart/policy.yaml) and sg_operator (not cleared);
+  2. create a development key-encryption key and the "pii" keyring (fleproxy keys init);
+  3. start fleproxy with the quickstart policy, which protects customer.email and
+     address.address, address2, phone and postal_code;
+  4. load the unmodified pagila schema and data through the proxy with psql;
+  5. install the CHECK constraints that reject anything but ciphertext in those columns;
+  6. print the same rows as us_service and sg_operator see them through the proxy, and as they
+     are stored in the database.
+
+Everything is removed at the end.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), logFormat)
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), dir, logFormat)
 		},
 	}
 	cmd.Flags().StringVar(&logFormat, "log-format", "console", "proxy log format: json or console")
+	cmd.Flags().StringVar(&dir, "examples", "examples/quickstart", "directory holding policy.yaml and pagila/")
 	return cmd
 }
 
-func runDemo(ctx context.Context, out io.Writer, logFormat string) error {
-	fmt.Fprintln(out, "== starting a throwaway PostgreSQL cluster")
+func runDemo(ctx context.Context, out io.Writer, examples string, logFormat string) error {
+	step := func(format string, args ...any) { fmt.Fprintf(out, "\n== "+format+"\n", args...) }
+	policyFile := filepath.Join(examples, "policy.yaml")
+	schemaFile := filepath.Join(examples, "pagila", "pagila-schema.sql")
+	dataFile := filepath.Join(examples, "pagila", "pagila-data.sql")
+	for _, f := range []string{policyFile, schemaFile, dataFile} {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("%w (run the demo from the repository's top directory, or pass --examples)", err)
+		}
+	}
+
+	step("starting a throwaway PostgreSQL cluster")
 	cluster, err := pgtest.Start(ctx, pgtest.Options{})
 	if err != nil {
 		return err
 	}
 	defer cluster.Stop()
-	fmt.Fprintf(out, "   PostgreSQL listens on %s (data in %s)\n", cluster.Addr(), cluster.Dir)
+	fmt.Fprintf(out, "   PostgreSQL listens on %s\n", cluster.Addr())
+	if err := demoRoles(ctx, cluster); err != nil {
+		return err
+	}
 
-	log, err := newLogger(os.Stderr, config.Log{Level: "info", Format: logFormat})
+	work, err := os.MkdirTemp("", "fleproxy-demo-")
 	if err != nil {
 		return err
 	}
-	srv, err := proxy.NewServer(proxy.Config{UpstreamAddr: cluster.Addr(), ShutdownTimeout: 2 * time.Second, Logger: log})
+	defer os.RemoveAll(work)
+	enc := config.Default().Encryption
+	enc.Policy = policyFile
+	enc.Service = cluster.ConnString(pgtest.SuperUser, "", demoDatabase)
+	enc.KEKFile = filepath.Join(work, "kek.json")
+	enc.AllowMissingTables = true // the schema is created through the proxy below
+
+	step("creating the keys (fleproxy keys init)")
+	if err := initKeys(ctx, enc, out); err != nil {
+		return err
+	}
+
+	step("starting fleproxy with %s", policyFile)
+	log, err := newLogger(os.Stderr, config.Log{Level: "warn", Format: logFormat})
+	if err != nil {
+		return err
+	}
+	e, err := openEncryption(ctx, enc, true)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	pcfg := proxy.Config{UpstreamAddr: cluster.Addr(), ShutdownTimeout: 2 * time.Second, Logger: log}
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	if err := e.enable(pctx, &pcfg, enc, log); err != nil {
+		return err
+	}
+	srv, err := proxy.NewServer(pcfg)
 	if err != nil {
 		return err
 	}
@@ -54,29 +125,154 @@ func runDemo(ctx context.Context, out io.Writer, logFormat string) error {
 	if err != nil {
 		return err
 	}
-	pctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(pctx, ln) }()
 	defer func() { stop(); <-done }()
-	fmt.Fprintf(out, "== fleproxy listens on %s and forwards to %s\n", ln.Addr(), cluster.Addr())
-
-	host, port, _ := net.SplitHostPort(ln.Addr().String())
-	script := `\echo connected through fleproxy as :USER
-select version();
-create table greeting (id int primary key, word text);
-insert into greeting values (1, 'hello'), (2, 'world');
-select string_agg(word, ' ' order by id) as message from greeting;
-select 1/0;
-\echo the error above came from PostgreSQL, through the proxy
-`
-	c := exec.CommandContext(ctx, cluster.Bin("psql"), "-X", "-h", host, "-p", port, "-U", pgtest.AppUser, "-d", pgtest.AppDatabase)
-	c.Env = append(os.Environ(), "PGPASSWORD="+pgtest.AppPassword, "PGSSLMODE=disable")
-	c.Stdin = strings.NewReader(script)
-	c.Stdout, c.Stderr = out, out
-	fmt.Fprintf(out, "== psql -h %s -p %s -U %s %s\n", host, port, pgtest.AppUser, pgtest.AppDatabase)
-	if err := c.Run(); err != nil {
-		return fmt.Errorf("psql through the proxy: %w", err)
+	proxyAddr := ln.Addr().String()
+	fmt.Fprintf(out, "   fleproxy listens on %s; protected: ", proxyAddr)
+	for i, c := range e.policy.Columns() {
+		if i > 0 {
+			fmt.Fprint(out, ", ")
+		}
+		fmt.Fprint(out, c.Name)
 	}
-	fmt.Fprintln(out, "== done; stopping the proxy and the cluster")
+	fmt.Fprintf(out, "; cleared: %s\n", strings.Join(e.policy.ClearedRoles(), ", "))
+
+	step("loading the unmodified pagila schema and data through the proxy (psql -f)")
+	start := time.Now()
+	for _, f := range []string{schemaFile, dataFile} {
+		if err := demoPsql(ctx, cluster, proxyAddr, f); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "   loaded in %.1fs\n", time.Since(start).Seconds())
+	if _, err := e.pool.Exec(ctx, fmt.Sprintf("grant select, insert, update, delete on all tables in schema public to %s, %s", demoUSRole, demoSGRole)); err != nil {
+		return err
+	}
+
+	step("installing the CHECK constraints that admit only ciphertext (fleproxy policy constraints --apply)")
+	if err := applyConstraints(ctx, e.pool, e.policy, out); err != nil {
+		return err
+	}
+
+	direct := cluster.ConnString(pgtest.SuperUser, "", demoDatabase)
+	viaProxy := func(role, password string) string {
+		u := url.URL{Scheme: "postgres", Host: proxyAddr, Path: "/" + demoDatabase, User: url.UserPassword(role, password), RawQuery: "sslmode=disable"}
+		return u.String()
+	}
+	views := []struct{ who, conn string }{
+		{demoUSRole + " through fleproxy (cleared: plaintext)", viaProxy(demoUSRole, demoUSPassword)},
+		{demoSGRole + " through fleproxy (not cleared: ciphertext)", viaProxy(demoSGRole, demoSGPassword)},
+		{"directly in PostgreSQL (at rest: ciphertext)", direct},
+	}
+	queries := []string{
+		"select customer_id, first_name, last_name, email from customer order by customer_id limit 3",
+		"select address_id, address, district, postal_code, phone from address where address_id between 5 and 7 order by address_id",
+	}
+	for _, q := range queries {
+		step("%s", q)
+		for _, v := range views {
+			fmt.Fprintf(out, "-- %s\n", v.who)
+			if err := demoQuery(ctx, out, v.conn, q); err != nil {
+				return err
+			}
+		}
+	}
+
+	step("the quickstart's views keep working (view columns are not decrypted yet: they show ciphertext)")
+	if err := demoQuery(ctx, out, viaProxy(demoUSRole, demoUSPassword), "select id, name, phone, city from customer_list order by id limit 2"); err != nil {
+		return err
+	}
+
+	step("fail closed: what the proxy cannot map is refused, never forwarded with plaintext")
+	for _, q := range []string{
+		"update customer set email = upper('mary.smith@example.com') where customer_id = 1",
+		"select customer_id from customer where email = 'MARY.SMITH@sakilacustomer.org'",
+	} {
+		err := demoQuery(ctx, io.Discard, viaProxy(demoUSRole, demoUSPassword), q)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) {
+			return fmt.Errorf("expected the proxy to refuse %q, got %v", q, err)
+		}
+		fmt.Fprintf(out, "%s\n   -> ERROR %s: %s\n", q, pe.Code, pe.Message)
+	}
+	err = demoQuery(ctx, io.Discard, direct, "update customer set email = 'plaintext@example.com' where customer_id = 1")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "23514" {
+		return fmt.Errorf("expected the CHECK constraint to refuse plaintext written directly, got %v", err)
+	}
+	fmt.Fprintf(out, "a direct write of plaintext, bypassing the proxy\n   -> ERROR %s: %s\n", pe.Code, pe.Message)
+
+	step("done; stopping the proxy and the cluster")
 	return nil
+}
+
+// demoRoles creates the quickstart's roles and database.
+func demoRoles(ctx context.Context, cluster *pgtest.Cluster) error {
+	conn, err := pgx.Connect(ctx, cluster.ConnString(pgtest.SuperUser, "", "postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	for _, stmt := range []string{
+		fmt.Sprintf("create role %s login password '%s'", demoUSRole, demoUSPassword),
+		fmt.Sprintf("create role %s login password '%s'", demoSGRole, demoSGPassword),
+		"create database " + demoDatabase,
+	} {
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("%s: %w", strings.Fields(stmt)[1], err)
+		}
+	}
+	return nil
+}
+
+// demoPsql runs a SQL file through the proxy with psql as the database owner.
+func demoPsql(ctx context.Context, cluster *pgtest.Cluster, proxyAddr, file string) error {
+	host, port, _ := net.SplitHostPort(proxyAddr)
+	c := exec.CommandContext(ctx, cluster.Bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", host, "-p", port, "-U", pgtest.SuperUser, "-d", demoDatabase, "-f", file)
+	c.Env = append(os.Environ(), "PGSSLMODE=disable")
+	outb, err := c.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("psql -f %s through the proxy: %w\n%s", file, err, outb)
+	}
+	return nil
+}
+
+// demoQuery prints a query's result as an aligned table.
+func demoQuery(ctx context.Context, out io.Writer, connString, query string) error {
+	conn, err := pgx.Connect(ctx, connString)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, query, pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	var header []string
+	for _, fd := range rows.FieldDescriptions() {
+		header = append(header, fd.Name)
+	}
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for rows.Next() {
+		vals := rows.RawValues()
+		cells := make([]string, len(vals))
+		for i, v := range vals {
+			s := string(v)
+			if v == nil {
+				s = "NULL"
+			}
+			if len(s) > 44 {
+				s = s[:41] + "..."
+			}
+			cells[i] = s
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return tw.Flush()
 }

@@ -39,7 +39,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newVersionCommand(), newDemoCommand())
+	root.AddCommand(newServeCommand(), newVersionCommand(), newDemoCommand(), newKeysCommand(), newPolicyCommand())
 	return root
 }
 

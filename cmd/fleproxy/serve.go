@@ -61,6 +61,19 @@ Flags override the configuration file, which also holds TLS and limits.`,
 			if err != nil {
 				return err
 			}
+			ctx := cmd.Context()
+			if cfg.Encryption.Policy != "" {
+				enc, err := openEncryption(ctx, cfg.Encryption, true)
+				if err != nil {
+					return err
+				}
+				defer enc.close()
+				if err := enc.enable(ctx, &pcfg, cfg.Encryption, log); err != nil {
+					return err
+				}
+			} else {
+				log.Warn().Msg("no encryption.policy configured: forwarding only, nothing is encrypted")
+			}
 			srv, err := proxy.NewServer(pcfg)
 			if err != nil {
 				return err
@@ -69,7 +82,7 @@ Flags override the configuration file, which also holds TLS and limits.`,
 			if err != nil {
 				return fmt.Errorf("listen: %w", err)
 			}
-			err = srv.Serve(cmd.Context(), ln)
+			err = srv.Serve(ctx, ln)
 			log.Info().Msg("stopped")
 			return err
 		},
@@ -119,4 +132,3 @@ func newLogger(w io.Writer, c config.Log) (zerolog.Logger, error) {
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger(), nil
 }
-

@@ -71,14 +71,24 @@ func (r *Reader) Next() (Header, error) {
 	return h, nil
 }
 
-// Body reads the current message's body whole. The returned slice is reused by the next call to
-// Body and must not be retained.
+// retainedBody is the largest body buffer a Reader keeps for reuse, in bytes; a larger message
+// gets a buffer of its own, so one big message does not pin its size to the connection.
+const retainedBody = 1 << 20
+
+// Body reads the current message's body whole. The returned slice may be reused by the next call
+// to Body and must not be retained.
 func (r *Reader) Body() ([]byte, error) {
 	n := r.pending
-	if cap(r.buf) < n {
+	var b []byte
+	switch {
+	case n > retainedBody:
+		b = make([]byte, n)
+	case cap(r.buf) < n:
 		r.buf = make([]byte, n)
+		fallthrough
+	default:
+		b = r.buf[:n]
 	}
-	b := r.buf[:n]
 	if _, err := io.ReadFull(r.br, b); err != nil {
 		return nil, unexpected(err)
 	}

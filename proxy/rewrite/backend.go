@@ -1,0 +1,391 @@
+package rewrite
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/fleproxy/fleproxy/policy"
+	"github.com/fleproxy/fleproxy/proxy/analyze"
+	"github.com/fleproxy/fleproxy/proxy/copyfmt"
+)
+
+// rowPlan says which fields of a result's rows this session decrypts.
+type rowPlan struct {
+	// fields[i] is the column of field i to decrypt, nil to pass through.
+	fields  []*columnCrypto
+	formats []int16
+}
+
+// BackendNeedsBody reports whether a server message of type typ must be passed to Backend.
+// DataRow and CopyData of results without a protected field the caller may read are forwarded
+// unchanged without being read whole — the pass-through fast path.
+func (s *Session) BackendNeedsBody(typ byte) bool {
+	switch typ {
+	case 'D':
+		return s.be.discard || s.activePlan() != nil
+	case 'd':
+		return s.be.discard || s.be.copyOut != nil
+	}
+	return true
+}
+
+// activePlan returns the decoding plan of the result being received: the last RowDescription's
+// in a simple Query, the described portal's for an Execute.
+func (s *Session) activePlan() *rowPlan {
+	if s.be.current != nil {
+		return s.be.current
+	}
+	if h := s.head(); h != nil && h.kind == 'E' {
+		return s.be.portals[h.name]
+	}
+	return nil
+}
+
+// Backend handles one server message and writes what the client must see in its place to client.
+func (s *Session) Backend(typ byte, body []byte, client *bufio.Writer) error {
+	if s.be.discard {
+		if typ != 'Z' {
+			return nil
+		}
+		s.be.discard = false
+	}
+	switch typ {
+	case '1', '3': // ParseComplete, CloseComplete
+		s.pop()
+	case '2': // BindComplete
+		if h := s.pop(); h != nil {
+			delete(s.be.portals, h.name)
+		}
+	case 't':
+		body = s.parameterDescription(body)
+	case 'T':
+		return s.rowDescription(body, client)
+	case 'n': // NoData
+		if h := s.pop(); h != nil && h.kind == 'D' {
+			if h.describe == 'P' {
+				delete(s.be.portals, h.name)
+			}
+			if h.injected {
+				return nil
+			}
+		}
+	case 'D':
+		if plan := s.activePlan(); plan != nil {
+			return s.dataRow(plan, body, client)
+		}
+	case 'C', 'I': // CommandComplete, EmptyQueryResponse
+		s.endResult()
+	case 's': // PortalSuspended
+		s.pop()
+	case 'E':
+		body = s.errorResponse(body)
+	case 'Z':
+		s.readyForQuery()
+	case 'H': // CopyOutResponse
+		s.startCopyOut()
+	case 'd':
+		if s.be.copyOut != nil {
+			out, err := s.be.copyOut.Write(s.be.buf[:0], body)
+			s.be.buf = out[:0]
+			if err != nil {
+				return s.failResult(err, client)
+			}
+			if len(out) == 0 {
+				return nil
+			}
+			body = out
+		}
+	case 'c':
+		if s.be.copyOut != nil {
+			out, err := s.be.copyOut.Close(s.be.buf[:0])
+			s.be.buf = out[:0]
+			s.be.copyOut = nil
+			if err != nil {
+				return s.failResult(err, client)
+			}
+			if len(out) > 0 {
+				if err := writeMessage(client, 'd', out); err != nil {
+					return err
+				}
+			}
+		}
+	case 'S': // ParameterStatus: DateStyle, TimeZone, … change how values are written as text.
+		if name, ok := cstring(body); ok {
+			if value, ok := cstring(body[len(name)+1:]); ok {
+				s.setting(name, value)
+			}
+		}
+	}
+	return writeMessage(client, typ, body)
+}
+
+// endResult closes the result of an Execute or of one statement of a Query.
+func (s *Session) endResult() {
+	s.be.current = nil
+	h := s.head()
+	if h == nil {
+		return
+	}
+	if h.ddl {
+		s.be.refresh = true
+	}
+	if h.kind == 'E' {
+		s.pop()
+	}
+}
+
+// readyForQuery ends a Query, FunctionCall or Sync.
+func (s *Session) readyForQuery() {
+	s.be.current = nil
+	s.be.copyOut = nil
+	for {
+		h := s.pop()
+		if h == nil || h.kind == 'S' || h.kind == 'Q' || h.kind == 'F' {
+			break
+		}
+	}
+	if s.be.refresh {
+		s.be.refresh = false
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.env.catalog.Refresh(ctx); err != nil {
+			s.log.Warn().Err(err).Msg("catalog refresh after DDL failed; protected columns keep their previous attribution")
+		}
+	}
+}
+
+// errorResponse substitutes the proxy's error for the server's when the request was one the
+// proxy rejected, and follows the server in skipping to the next Sync.
+func (s *Session) errorResponse(body []byte) []byte {
+	s.be.current = nil
+	s.be.copyOut = nil
+	h := s.head()
+	if h == nil {
+		return body
+	}
+	if h.reject != nil {
+		if r := h.reject.response(); r != nil {
+			body = r
+		}
+	}
+	if h.kind != 'Q' && h.kind != 'S' && h.kind != 'F' {
+		s.skipToSync()
+	}
+	return body
+}
+
+// parameterDescription shows the logical type of each parameter the proxy encrypts.
+func (s *Session) parameterDescription(body []byte) []byte {
+	h := s.head()
+	if h == nil || h.kind != 'D' || h.stmt == nil || len(h.stmt.params) == 0 {
+		return body
+	}
+	var msg pgproto3.ParameterDescription
+	if err := msg.Decode(body); err != nil {
+		return body
+	}
+	for i, cc := range h.stmt.params {
+		if i < len(msg.ParameterOIDs) {
+			msg.ParameterOIDs[i] = cc.typ.OID
+		}
+	}
+	out, err := msg.Encode(nil)
+	if err != nil {
+		return body
+	}
+	return out[5:]
+}
+
+// rowDescription resolves a result's fields, shows the logical type of each field the caller
+// may read in plaintext, and keeps the plan for the DataRows that follow.
+func (s *Session) rowDescription(body []byte, client *bufio.Writer) error {
+	plan, rewritten := s.planRows(body)
+	h := s.head()
+	switch {
+	case h != nil && h.kind == 'D':
+		s.pop()
+		if h.describe == 'P' {
+			if plan != nil {
+				s.be.portals[h.name] = plan
+			} else {
+				delete(s.be.portals, h.name)
+			}
+		}
+		if h.injected {
+			return nil
+		}
+	default: // a Query's statement, or a FETCH in one
+		s.be.current = plan
+	}
+	if rewritten != nil {
+		body = rewritten
+	}
+	return writeMessage(client, 'T', body)
+}
+
+// planRows returns the decoding plan for a RowDescription and the description to send, or nil
+// and nil when no field is one this session may read in plaintext.
+func (s *Session) planRows(body []byte) (*rowPlan, []byte) {
+	var msg pgproto3.RowDescription
+	if err := msg.Decode(body); err != nil {
+		return nil, nil
+	}
+	var plan *rowPlan
+	for i := range msg.Fields {
+		f := &msg.Fields[i]
+		if f.TableOID == 0 {
+			continue
+		}
+		col, ok := s.env.catalog.Lookup(f.TableOID, int16(f.TableAttributeNumber))
+		if !ok || s.clearance(col) != policy.Plaintext {
+			continue
+		}
+		cc := s.env.columns[col]
+		if cc == nil {
+			continue
+		}
+		if plan == nil {
+			plan = &rowPlan{fields: make([]*columnCrypto, len(msg.Fields)), formats: make([]int16, len(msg.Fields))}
+			for j := range msg.Fields {
+				plan.formats[j] = msg.Fields[j].Format
+			}
+		}
+		plan.fields[i] = cc
+		f.DataTypeOID = cc.typ.OID
+		f.DataTypeSize = cc.typ.Len
+		f.TypeModifier = cc.typ.Typmod
+	}
+	if plan == nil {
+		return nil, nil
+	}
+	out, err := msg.Encode(nil)
+	if err != nil {
+		return nil, nil
+	}
+	return plan, out[5:]
+}
+
+// dataRow decrypts the protected fields of one DataRow: an int16 field count, then per field an
+// int32 length (-1 for NULL) and the value (§55.7, DataRow).
+func (s *Session) dataRow(plan *rowPlan, body []byte, client *bufio.Writer) error {
+	if len(body) < 2 {
+		return writeMessage(client, 'D', body)
+	}
+	n := int(binary.BigEndian.Uint16(body))
+	out := append(s.be.buf[:0], body[:2]...)
+	rest := body[2:]
+	sess, done := s.readSettings()
+	defer done()
+	for i := 0; i < n; i++ {
+		if len(rest) < 4 {
+			return fmt.Errorf("malformed DataRow from the server")
+		}
+		l := int32(binary.BigEndian.Uint32(rest))
+		rest = rest[4:]
+		if l < 0 {
+			out = binary.BigEndian.AppendUint32(out, uint32(l))
+			continue
+		}
+		if int(l) > len(rest) {
+			return fmt.Errorf("malformed DataRow from the server")
+		}
+		v := rest[:l]
+		rest = rest[l:]
+		var cc *columnCrypto
+		if i < len(plan.fields) {
+			cc = plan.fields[i]
+		}
+		if cc == nil {
+			out = binary.BigEndian.AppendUint32(out, uint32(l))
+			out = append(out, v...)
+			continue
+		}
+		lenAt := len(out)
+		out = append(out, 0, 0, 0, 0)
+		var err error
+		out, err = cc.appendDecrypted(out, plan.formats[i], v, sess)
+		if err != nil {
+			s.be.buf = out[:0]
+			return s.failResult(fmt.Errorf("column %s: %w", cc.col.Name, err), client)
+		}
+		binary.BigEndian.PutUint32(out[lenAt:], uint32(len(out)-lenAt-4))
+	}
+	s.be.buf = out[:0]
+	return writeMessage(client, 'D', out)
+}
+
+// failResult reports a value the proxy could not decrypt or decode, instead of the rest of the
+// result, and drops everything the server sends until ReadyForQuery. The client never receives
+// garbage or a partial value.
+func (s *Session) failResult(err error, client *bufio.Writer) error {
+	code := codeDataCorrupted
+	hint := "the value was altered, copied from another column, or written under a key the proxy does not have"
+	if !errors.Is(err, errDecrypt) {
+		code, hint = codeInternalError, ""
+	}
+	s.log.Warn().Str("sqlstate", code).Err(err).Msg("result aborted")
+	e := &Error{Code: code, Message: err.Error(), Hint: hint}
+	s.be.discard = true
+	s.be.current = nil
+	s.be.copyOut = nil
+	return writeMessage(client, 'E', e.response())
+}
+
+// startCopyOut begins decrypting a COPY TO STDOUT whose protected fields this session may read.
+func (s *Session) startCopyOut() {
+	h := s.head()
+	if h == nil || len(h.copyOuts) == 0 {
+		return
+	}
+	c := h.copyOuts[0]
+	h.copyOuts = h.copyOuts[1:]
+	t, err := s.newCopyOut(c)
+	if err != nil {
+		s.log.Warn().Err(err).Msg("COPY TO passes ciphertext: cannot decrypt it")
+		return
+	}
+	s.be.copyOut = t
+}
+
+// newCopyOut returns a transformer that decrypts the fields of c this session may read, or nil
+// if there are none.
+func (s *Session) newCopyOut(c *analyze.Copy) (*copyfmt.Transformer, error) {
+	fields := make([]bool, len(c.Fields))
+	crypto := make([]*columnCrypto, len(c.Fields))
+	any := false
+	for i, f := range c.Fields {
+		if f.Column == nil {
+			continue
+		}
+		cc := s.crypto(*f.Column)
+		if cc == nil || s.clearance(cc.col) != policy.Plaintext {
+			continue
+		}
+		fields[i], crypto[i], any = true, cc, true
+	}
+	if !any {
+		return nil, nil
+	}
+	format := formatText
+	if c.Format == analyze.CopyBinary {
+		format = formatBinary
+	}
+	return copyfmt.NewTransformer(copyOptions(c), fields, func(row int64, field int, value []byte) ([]byte, error) {
+		if value == nil {
+			return nil, nil
+		}
+		sess, done := s.readSettings()
+		defer done()
+		out, err := crypto[field].appendDecrypted(nil, format, value, sess)
+		if err != nil {
+			return nil, fmt.Errorf("COPY row %d, column %s: %w", row, crypto[field].col.Name, err)
+		}
+		return out, nil
+	})
+}

@@ -1,0 +1,219 @@
+package rewrite_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/fleproxy/fleproxy/internal/pgtest"
+	"github.com/fleproxy/fleproxy/keys"
+	"github.com/fleproxy/fleproxy/policy"
+	"github.com/fleproxy/fleproxy/proxy"
+	"github.com/fleproxy/fleproxy/proxy/catalog"
+	"github.com/fleproxy/fleproxy/proxy/rewrite"
+)
+
+var cluster *pgtest.Cluster
+
+func TestMain(m *testing.M) { pgtest.Main(m, &cluster) }
+
+// Roles of the encryption tests: one cleared for plaintext, one not.
+const (
+	usRole     = "us_service"
+	usPassword = "us-secret"
+	sgRole     = "sg_operator"
+	sgPassword = "sg-secret"
+)
+
+var rolesOnce sync.Once
+
+// fixture is one database with protected tables, the keys, and a proxy enforcing the policy.
+type fixture struct {
+	t      *testing.T
+	db     string
+	admin  *pgx.Conn // direct superuser connection: what is at rest
+	env    *rewrite.Env
+	keys   *keys.Manager
+	proxy  string
+	logs   *syncBuffer
+	policy *policy.Policy
+}
+
+// newFixture creates a database, runs schema in it directly, and starts a proxy whose policy is
+// policyYAML (cleared role us_service).
+func newFixture(t *testing.T, schema, policyYAML string) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	rolesOnce.Do(func() {
+		su := connectT(t, cluster.ConnString("postgres", "", "postgres"))
+		for _, r := range [][2]string{{usRole, usPassword}, {sgRole, sgPassword}} {
+			if _, err := su.Exec(ctx, fmt.Sprintf("create role %s login password '%s'", r[0], r[1])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		su.Close(ctx)
+	})
+	db := strings.ToLower(strings.NewReplacer("/", "_", " ", "_", "-", "_").Replace(t.Name()))
+	if len(db) > 50 {
+		db = db[:50]
+	}
+	if err := cluster.CreateDatabase(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	admin := connectT(t, cluster.ConnString("postgres", "", db))
+	if _, err := admin.Exec(ctx, schema); err != nil {
+		t.Fatalf("schema: %v", err)
+	}
+	if _, err := admin.Exec(ctx, fmt.Sprintf("grant all on all tables in schema public to %s, %s; grant usage, create on schema public to %s, %s", usRole, sgRole, usRole, sgRole)); err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.Parse([]byte(policyYAML), "test-policy.yaml")
+	if err != nil {
+		t.Fatalf("policy: %v", err)
+	}
+	if err := pol.CheckAgainstCatalog(ctx, admin); err != nil {
+		t.Fatalf("policy check: %v", err)
+	}
+	dir := t.TempDir()
+	kek, err := keys.InitLocalKEK(filepath.Join(dir, "kek.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := keys.NewFileStore(filepath.Join(dir, "keyrings"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	km := keys.NewManager(kek, store)
+	for _, col := range pol.Columns() {
+		if _, err := km.Create(ctx, col.Key, keys.KindAEAD); err != nil && !strings.Contains(err.Error(), "exists") {
+			t.Fatal(err)
+		}
+	}
+	catConn := connectT(t, cluster.ConnString("postgres", "", db))
+	cat, err := catalog.New(ctx, pol, catConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	log := zerolog.New(logs).Level(zerolog.DebugLevel)
+	env, err := rewrite.NewEnv(ctx, cat, km, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := proxy.NewServer(proxy.Config{
+		UpstreamAddr:    cluster.Addr(),
+		ShutdownTimeout: 2 * time.Second,
+		Logger:          log,
+		NewInterceptor: func(id proxy.Identity, params map[string]string, l zerolog.Logger) (proxy.Interceptor, error) {
+			return rewrite.NewSession(env, policy.Identity{Role: id.Role}, params, l), nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &fixture{t: t, db: db, admin: admin, env: env, keys: km, proxy: ln.Addr().String(), logs: logs, policy: pol}
+}
+
+// url returns a connection URL for role through the proxy.
+func (f *fixture) url(role, password string, params ...string) string {
+	u := url.URL{Scheme: "postgres", Host: f.proxy, Path: "/" + f.db, User: url.UserPassword(role, password)}
+	q := url.Values{"sslmode": {"disable"}}
+	for i := 0; i+1 < len(params); i += 2 {
+		q.Set(params[i], params[i+1])
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// us and sg connect through the proxy as the cleared and the uncleared role.
+func (f *fixture) us(params ...string) *pgx.Conn {
+	return connectT(f.t, f.url(usRole, usPassword, params...))
+}
+
+func (f *fixture) sg(params ...string) *pgx.Conn {
+	return connectT(f.t, f.url(sgRole, sgPassword, params...))
+}
+
+// assertNoPlaintextAtRest scans every row of table, read directly from the database, for the
+// bytes of each plaintext.
+func (f *fixture) assertNoPlaintextAtRest(table string, plaintexts ...string) {
+	f.t.Helper()
+	var dump bytes.Buffer
+	if _, err := f.admin.PgConn().CopyTo(context.Background(), &dump, "copy "+table+" to stdout with (format binary)"); err != nil {
+		f.t.Fatal(err)
+	}
+	var text bytes.Buffer
+	if _, err := f.admin.PgConn().CopyTo(context.Background(), &text, "copy "+table+" to stdout"); err != nil {
+		f.t.Fatal(err)
+	}
+	for _, p := range plaintexts {
+		if bytes.Contains(dump.Bytes(), []byte(p)) || bytes.Contains(text.Bytes(), []byte(p)) {
+			f.t.Fatalf("plaintext %q found at rest in %s", p, table)
+		}
+	}
+}
+
+// assertNotLogged checks that no plaintext reached the proxy's log.
+func (f *fixture) assertNotLogged(plaintexts ...string) {
+	f.t.Helper()
+	logs := f.logs.String()
+	for _, p := range plaintexts {
+		if strings.Contains(logs, p) {
+			f.t.Fatalf("plaintext %q found in the proxy's log", p)
+		}
+	}
+}
+
+func connectT(t testing.TB, cs string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, cs)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
