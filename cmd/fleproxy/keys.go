@@ -31,7 +31,7 @@ type adminFlags struct {
 
 func (f *adminFlags) register(cmd *cobra.Command) {
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&f.config, "config", "", "configuration file (the one `fleproxy serve` reads); its encryption section is used")
+	pf.StringVar(&f.config, "config", "", "configuration `FILE` (the one fleproxy serve reads); its encryption section is used")
 	pf.BoolVar(&f.json, "json", false, "print JSON instead of text")
 }
 

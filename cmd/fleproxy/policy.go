@@ -72,7 +72,8 @@ func newPolicyConstraintsCommand(flags *adminFlags) *cobra.Command {
 		Short: "Print (or, with --apply, install) the CHECK constraints that admit only ciphertext",
 		Long: `Print, for every protected column, the ALTER TABLE ... ADD CONSTRAINT ... CHECK statement that makes
 PostgreSQL itself refuse any value that is not a fleproxy ciphertext (NULL is allowed), so a client
-that bypasses the proxy cannot store plaintext in a protected column.
+that bypasses the proxy cannot store plaintext in a protected column. Without --apply nothing
+connects to the database.
 
 With --apply, check the policy against the database and add the constraints in one transaction
 through encryption.service, skipping those that already exist. Adding a constraint scans its table

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -345,6 +346,13 @@ func (s *Session) startCopyOut() {
 	}
 	c := h.copyOuts[0]
 	h.copyOuts = h.copyOuts[1:]
+	s.settingsMu.RLock()
+	enc := strings.ToUpper(s.clientEncoding)
+	s.settingsMu.RUnlock()
+	if byteUnsafeEncodings[enc] {
+		s.log.Warn().Str("client_encoding", enc).Msg("COPY TO passes ciphertext: fields cannot be split in this encoding")
+		return
+	}
 	t, err := s.newCopyOut(c)
 	if err != nil {
 		s.log.Warn().Err(err).Msg("COPY TO passes ciphertext: cannot decrypt it")

@@ -454,6 +454,12 @@ func (s *Session) startCopyIn(st *statement) *Error {
 	if st.copies > 1 {
 		return &Error{Code: codeFeatureNotSupported, Message: "several COPY statements into protected tables in one query string", Hint: "send each COPY in its own query"}
 	}
+	s.settingsMu.RLock()
+	enc := strings.ToUpper(s.clientEncoding)
+	s.settingsMu.RUnlock()
+	if byteUnsafeEncodings[enc] || byteUnsafeEncodings[strings.ToUpper(st.copyIn.Encoding)] {
+		return &Error{Code: codeFeatureNotSupported, Message: "COPY into protected columns in client encoding " + enc + ", whose characters can contain ASCII bytes", Hint: "use client_encoding UTF8 for the COPY"}
+	}
 	t, err := s.newCopyIn(st.copyIn)
 	if err != nil {
 		return &Error{Code: codeInternalError, Message: err.Error()}
@@ -518,6 +524,7 @@ func copyOptions(c *analyze.Copy) copyfmt.Options {
 		o.Delimiter = c.Delimiter[0]
 	}
 	o.Null = c.Null
+	o.Default = c.Default
 	o.Header = c.Header
 	if c.Quote != "" {
 		o.Quote = c.Quote[0]
@@ -525,8 +532,20 @@ func copyOptions(c *analyze.Copy) copyfmt.Options {
 	if c.Escape != "" {
 		o.Escape = c.Escape[0]
 	}
+	if c.Format == analyze.CopyCSV {
+		n := len(c.Fields)
+		o.ForceQuote, o.ForceNotNull, o.ForceNull = make([]bool, n), make([]bool, n), make([]bool, n)
+		for i, f := range c.Fields {
+			o.ForceQuote[i], o.ForceNotNull[i], o.ForceNull[i] = f.ForceQuote, f.ForceNotNull, f.ForceNull
+		}
+	}
 	return o
 }
+
+// byteUnsafeEncodings are the client encodings whose multibyte characters may contain ASCII bytes
+// such as a delimiter or a backslash, so COPY data in them cannot be split into fields byte by
+// byte (PostgreSQL §24.3.1, "Supported Character Sets": the client-only encodings).
+var byteUnsafeEncodings = map[string]bool{"SJIS": true, "SHIFT_JIS_2004": true, "BIG5": true, "GBK": true, "UHC": true, "GB18030": true, "JOHAB": true}
 
 // cstring returns the NUL-terminated string at the start of b.
 func cstring(b []byte) (string, bool) {

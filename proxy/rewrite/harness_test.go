@@ -148,6 +148,11 @@ func (f *fixture) us(params ...string) *pgx.Conn {
 	return connectT(f.t, f.url(usRole, usPassword, params...))
 }
 
+// owner connects through the proxy as the superuser that owns the tables (not cleared).
+func (f *fixture) owner() *pgx.Conn {
+	return connectT(f.t, strings.Replace(f.url("postgres", "x"), "postgres:x@", "postgres@", 1))
+}
+
 func (f *fixture) sg(params ...string) *pgx.Conn {
 	return connectT(f.t, f.url(sgRole, sgPassword, params...))
 }
@@ -157,11 +162,11 @@ func (f *fixture) sg(params ...string) *pgx.Conn {
 func (f *fixture) assertNoPlaintextAtRest(table string, plaintexts ...string) {
 	f.t.Helper()
 	var dump bytes.Buffer
-	if _, err := f.admin.PgConn().CopyTo(context.Background(), &dump, "copy "+table+" to stdout with (format binary)"); err != nil {
+	if _, err := f.admin.PgConn().CopyTo(context.Background(), &dump, "copy (select * from "+table+") to stdout with (format binary)"); err != nil {
 		f.t.Fatal(err)
 	}
 	var text bytes.Buffer
-	if _, err := f.admin.PgConn().CopyTo(context.Background(), &text, "copy "+table+" to stdout"); err != nil {
+	if _, err := f.admin.PgConn().CopyTo(context.Background(), &text, "copy (select * from "+table+") to stdout"); err != nil {
 		f.t.Fatal(err)
 	}
 	for _, p := range plaintexts {

@@ -21,8 +21,9 @@ type Session struct {
 	identity policy.Identity
 	log      zerolog.Logger
 
-	settingsMu sync.RWMutex
-	settings   codec.Session
+	settingsMu     sync.RWMutex
+	settings       codec.Session
+	clientEncoding string
 	// nonStandardStrings is set while the server reports standard_conforming_strings off.
 	nonStandardStrings atomic.Bool
 
@@ -54,6 +55,9 @@ func (s *Session) setting(name, value string) {
 	}
 	s.settingsMu.Lock()
 	_ = s.settings.Set(name, value)
+	if name == "client_encoding" {
+		s.clientEncoding = value
+	}
 	s.settingsMu.Unlock()
 }
 
