@@ -219,6 +219,17 @@ func TestPGText(t *testing.T) {
 		pc.checkInput("char", in)
 		pc.checkInput("varchar(1)", in)
 	}
+	for _, v := range []string{"ab", "abcde  ", "abcdef", "\xff", "a\x00b", "日本"} {
+		b := []byte(v)
+		if strings.HasPrefix(v, "\\x") {
+			b = []byte{0xff}
+		}
+		pc.checkBinary("text", b, true)
+		pc.checkBinary("char(5)", b, true)
+		pc.checkBinary("varchar(5)", b, true)
+	}
+	pc.checkBinary("text", []byte{'a', 0, 'b'}, true)
+	pc.checkBinary("text", []byte{0xff}, true)
 }
 
 func TestPGInt(t *testing.T) {
@@ -431,6 +442,10 @@ func TestPGJSON(t *testing.T) {
 	pc.checkBinary("jsonb", append([]byte{1}, `{"b":1,"a":[1.50]}`...), true)
 	pc.checkBinary("jsonb", append([]byte{2}, `{}`...), true)
 	pc.checkBinary("json", []byte(`{"b":1, "a":[1.50]}`), true)
+	pc.checkBinary("json", []byte(`{"b":1,`), true)
+	pc.checkBinary("jsonb", append([]byte{1}, `{"b":1,`...), true)
+	pc.checkBinary("jsonb", append([]byte{1}, `"\u0000"`...), true)
+	pc.checkBinary("jsonb", []byte{}, true)
 }
 
 func TestPGDate(t *testing.T) {

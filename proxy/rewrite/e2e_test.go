@@ -378,3 +378,31 @@ func TestLoopholes(t *testing.T) {
 	}
 	f.assertNoPlaintextAtRest("people", "execute-plaintext@example.com", "scs-plaintext@example.com", "back-on@example.com")
 }
+
+// TestIdentityIsTheAuthenticatedRole checks that what a client can claim does not clear it: an
+// uncleared role that SETs ROLE to the cleared one, or names itself in application_name, still
+// reads ciphertext.
+func TestIdentityIsTheAuthenticatedRole(t *testing.T) {
+	f := newFixture(t, peopleSchema, peoplePolicy)
+	ctx := ctxT(t)
+	if _, err := f.us().Exec(ctx, "insert into people (id, email) values (1, 'claimed-identity@example.com')"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.admin.Exec(ctx, "grant us_service to sg_operator"); err != nil {
+		t.Fatal(err)
+	}
+	defer f.admin.Exec(ctx, "revoke us_service from sg_operator")
+	sg := f.sg("application_name", usRole)
+	for _, stmt := range []string{"set role us_service", "set session authorization default"} {
+		if _, err := sg.Exec(ctx, stmt); err != nil && stmt == "set role us_service" {
+			t.Fatal(err)
+		}
+		var who, email string
+		if err := sg.QueryRow(ctx, "select current_user, email from people where id = 1").Scan(&who, &email); err != nil {
+			t.Fatal(err)
+		}
+		if email == "claimed-identity@example.com" || !strings.HasPrefix(email, "fle1:") {
+			t.Fatalf("after %q (current_user %s) the uncleared session read %q", stmt, who, email)
+		}
+	}
+}

@@ -296,17 +296,7 @@ func (s *Session) bind(body []byte, up *bufio.Writer) error {
 // describesPortals reports whether the proxy must describe each portal of st itself: when the
 // caller may see plaintext of some column and st may return one.
 func (s *Session) describesPortals(st *statement) bool {
-	return st.reads && s.mayDecrypt()
-}
-
-// mayDecrypt reports whether this session is cleared for any protected column.
-func (s *Session) mayDecrypt() bool {
-	for col := range s.env.columns {
-		if s.clearance(col) != 0 {
-			return true
-		}
-	}
-	return false
+	return st.reads && s.decrypts
 }
 
 // encryptParams replaces each protected parameter by its ciphertext, sent in binary format.

@@ -20,6 +20,8 @@ type Session struct {
 	env      *Env
 	identity policy.Identity
 	log      zerolog.Logger
+	// decrypts reports that the policy clears this session for at least one column.
+	decrypts bool
 
 	settingsMu     sync.RWMutex
 	settings       codec.Session
@@ -41,6 +43,11 @@ func NewSession(env *Env, id policy.Identity, params map[string]string, log zero
 	s := &Session{env: env, identity: id, log: log}
 	for name, value := range params {
 		s.setting(name, value)
+	}
+	for col := range env.columns {
+		if s.clearance(col) == policy.Plaintext {
+			s.decrypts = true
+		}
 	}
 	s.fe.statements = make(map[string]*statement)
 	s.fe.portals = make(map[string]*statement)
