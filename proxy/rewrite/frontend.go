@@ -181,6 +181,8 @@ func valueError(err error) *Error {
 func (s *Session) query(body []byte, up *bufio.Writer) error {
 	sql, ok := cstring(body)
 	if !ok {
+		// Malformed: the server will refuse it; keep the queue in step with its answer.
+		s.push(&pending{kind: 'Q'})
 		return writeMessage(up, 'Q', body)
 	}
 	st, rerr := s.analyzeSQL(sql)
