@@ -1,14 +1,12 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/url"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,14 +25,14 @@ func TestMain(m *testing.M) { pgtest.Main(m, &cluster) }
 type harness struct {
 	srv  *Server
 	addr string
-	logs *syncBuffer
+	logs *pgtest.LogBuffer
 }
 
 // startProxy starts a proxy for the test; mutate adjusts its configuration. The proxy is shut
 // down when the test ends.
 func startProxy(t testing.TB, mutate func(*Config)) *harness {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &pgtest.LogBuffer{}
 	cfg := Config{
 		UpstreamAddr:    cluster.Addr(),
 		ConnectTimeout:  5 * time.Second,
@@ -106,23 +104,9 @@ func compare[T any](t *testing.T, h *harness, f func(t *testing.T, addr string) 
 	return results[1]
 }
 
-func connect(t testing.TB, cs string) *pgx.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, cs)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
+func connect(t testing.TB, cs string) *pgx.Conn { return pgtest.Connect(t, cs) }
 
-func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func ctxT(t testing.TB) context.Context { return pgtest.Context(t) }
 
 // appConn connects as the test database's owner.
 func appConn(t testing.TB, addr string) *pgx.Conn {
@@ -133,24 +117,6 @@ func appConn(t testing.TB, addr string) *pgx.Conn {
 func uniqueName(t testing.TB) string {
 	r := strings.NewReplacer("/", "_", " ", "_", "-", "_")
 	return strings.ToLower(r.Replace(t.Name())) + fmt.Sprintf("_%d", time.Now().UnixNano()%1e6)
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // waitFor polls cond until it holds or the timeout passes.

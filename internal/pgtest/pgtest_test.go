@@ -1,8 +1,6 @@
 package pgtest
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,10 +10,8 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -304,170 +300,5 @@ func TestRunsUnprivileged(t *testing.T) {
 	}
 	if fi, _ := os.Stat(filepath.Join(pg.Dir, "certs", "server.key")); fi.Mode().Perm() != 0o600 {
 		t.Errorf("server.key mode = %v", fi.Mode())
-	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// TestOwnCluster starts a second cluster whose first port is taken, with
-// settings and a log writer, then stops it.
-func TestOwnCluster(t *testing.T) {
-	ctx := testContext(t)
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
-	busyPort := busy.Addr().(*net.TCPAddr).Port
-	picks := 0
-	pick := func() (int, error) {
-		picks++
-		if picks == 1 {
-			return busyPort, nil
-		}
-		return freePort()
-	}
-	const odd = "it's a \\ back\nslash"
-	var log syncBuffer
-	c, err := start(ctx, Options{
-		Settings: map[string]string{"work_mem": "7MB", "fleproxy.test_value": odd},
-		Log:      &log,
-	}, pick)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
-	if picks != 2 || c.Port == busyPort {
-		t.Fatalf("picked %d ports, using %d (busy: %d)", picks, c.Port, busyPort)
-	}
-
-	conn, err := pgx.Connect(ctx, c.ConnString(AppUser, AppPassword, AppDatabase))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := queryString(t, ctx, conn, "SHOW work_mem"); got != "7MB" {
-		t.Errorf("work_mem = %q", got)
-	}
-	if got := queryString(t, ctx, conn, "SHOW fleproxy.test_value"); got != odd {
-		t.Errorf("fleproxy.test_value = %q, want %q", got, odd)
-	}
-	conn.Close(ctx)
-
-	for _, want := range []string{"Address already in use", "ready to accept connections"} {
-		if !strings.Contains(log.String(), want) {
-			t.Errorf("Options.Log lacks %q:\n%s", want, log.String())
-		}
-	}
-	if file, _ := os.ReadFile(c.LogFile); !bytes.Contains(file, []byte("ready to accept connections")) {
-		t.Errorf("%s lacks the server log", c.LogFile)
-	}
-
-	pid := c.srv.cmd.Process.Pid
-	if err := c.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(c.Dir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("Dir %s still exists after Stop: %v", c.Dir, err)
-	}
-	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
-		t.Errorf("postmaster %d still exists after Stop: %v", pid, err)
-	}
-	if err := c.Stop(); err != nil {
-		t.Errorf("second Stop: %v", err)
-	}
-	if conn, err := pgx.Connect(ctx, c.ConnString(SuperUser, "", "postgres")); err == nil {
-		conn.Close(ctx)
-		t.Error("connected after Stop")
-	}
-}
-
-// TestOrphanedServerDies kills a process that started a cluster without
-// stopping it; the parent-death signal must take the server down.
-func TestOrphanedServerDies(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("the parent-death signal is Linux-only")
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), orphanEnv+"=1")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("helper: %v", err)
-	}
-	var pid int
-	var dir string
-	if _, err := fmt.Sscanf(line, "%d %s", &pid, &dir); err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("helper said %q", line)
-	}
-	defer os.RemoveAll(dir)
-	if err := syscall.Kill(pid, 0); err != nil {
-		t.Fatalf("postmaster %d not running: %v", pid, err)
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	deadline := time.Now().Add(10 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
-		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("postmaster %d outlived its parent", pid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// TestStartFailure checks that a server that will not start yields its log
-// in the error and leaves no directory behind.
-func TestStartFailure(t *testing.T) {
-	tmp := t.TempDir()
-	// When running as root the server's OS user must reach the cluster dir.
-	for _, d := range []string{tmp, filepath.Dir(tmp)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Setenv("TMPDIR", tmp)
-	_, err := Start(testContext(t), Options{Settings: map[string]string{"shared_buffers": "lots"}})
-	if err == nil {
-		t.Fatal("started with shared_buffers = lots")
-	}
-	t.Logf("Start error: %v", err)
-	if !strings.Contains(err.Error(), `invalid value for parameter "shared_buffers"`) {
-		t.Errorf("error lacks the server log: %v", err)
-	}
-	if left, _ := os.ReadDir(tmp); len(left) != 0 {
-		t.Errorf("left behind in TMPDIR: %v", left)
-	}
-}
-
-func TestInvalidSettingName(t *testing.T) {
-	_, err := Start(testContext(t), Options{Settings: map[string]string{"bad name": "x"}})
-	if err == nil || !strings.Contains(err.Error(), "invalid setting name") {
-		t.Fatalf("got %v", err)
 	}
 }

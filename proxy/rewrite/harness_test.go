@@ -45,7 +45,7 @@ type fixture struct {
 	env    *rewrite.Env
 	keys   *keys.Manager
 	proxy  string
-	logs   *syncBuffer
+	logs   *pgtest.LogBuffer
 	policy *policy.Policy
 }
 
@@ -104,7 +104,7 @@ func newFixture(t *testing.T, schema, policyYAML string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &pgtest.LogBuffer{}
 	log := zerolog.New(logs).Level(zerolog.DebugLevel)
 	env, err := rewrite.NewEnv(ctx, cat, km, log)
 	if err != nil {
@@ -187,38 +187,6 @@ func (f *fixture) assertNotLogged(plaintexts ...string) {
 	}
 }
 
-func connectT(t testing.TB, cs string) *pgx.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, cs)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
+func connectT(t testing.TB, cs string) *pgx.Conn { return pgtest.Connect(t, cs) }
 
-func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+func ctxT(t testing.TB) context.Context { return pgtest.Context(t) }
