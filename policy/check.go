@@ -47,7 +47,8 @@ const maxListedColumns = 30
 //   - one table column is reached by two policy entries through inheritance
 //     or partitioning (e.g. a partition listed beside its parent): every
 //     descendant of a protected table is protected by the ancestor's entry;
-//   - a cleared role does not exist.
+//   - a role named under cleared.roles or in an identity's match.roles does
+//     not exist.
 //
 // Query failures are returned wrapped, not as problems.
 func (p *Policy) CheckAgainstCatalog(ctx context.Context, q Querier) error {
@@ -93,13 +94,20 @@ func (p *Policy) CheckAgainstCatalogWith(ctx context.Context, q Querier, opts Ch
 		problems = append(problems, Problem{Line: cl.later.Line, Field: field(cl.later), Msg: cl.message()})
 	}
 
-	missing, err := missingRoles(ctx, q, p.roles)
+	refs := p.roleRefs()
+	names := make([]string, 0, len(refs))
+	for _, ref := range refs {
+		if !slices.Contains(names, ref.role) {
+			names = append(names, ref.role)
+		}
+	}
+	missing, err := missingRoles(ctx, q, names)
 	if err != nil {
 		return fmt.Errorf("policy: checking %s against the catalog: %w", p.source, err)
 	}
-	for i, r := range p.roles {
-		if slices.Contains(missing, r) {
-			problems = append(problems, Problem{Line: p.roleAt[i], Field: fmt.Sprintf("cleared.roles[%d]", i), Msg: fmt.Sprintf("role %q does not exist", r)})
+	for _, ref := range refs {
+		if slices.Contains(missing, ref.role) {
+			problems = append(problems, Problem{Line: ref.line, Field: ref.field, Msg: fmt.Sprintf("role %q does not exist", ref.role)})
 		}
 	}
 
@@ -357,6 +365,29 @@ ORDER BY tree.root, n.nspname, c.relname`, roots)
 		claims[i] = claim{target: where[pr], earlier: pr.earlier, later: pr.later}
 	}
 	return claims, nil
+}
+
+// roleRef is one mention of a database role in the policy.
+type roleRef struct {
+	role  string
+	line  int
+	field string
+}
+
+// roleRefs returns every role the policy names, in identities and under
+// cleared.roles, in file order.
+func (p *Policy) roleRefs() []roleRef {
+	var refs []roleRef
+	for i, r := range p.rules {
+		for j, role := range r.roles {
+			refs = append(refs, roleRef{role, r.roleAt[j], fmt.Sprintf("identities[%d].match.roles[%d]", i, j)})
+		}
+	}
+	for i, role := range p.roles {
+		refs = append(refs, roleRef{role, p.roleAt[i], fmt.Sprintf("cleared.roles[%d]", i)})
+	}
+	slices.SortStableFunc(refs, func(a, b roleRef) int { return a.line - b.line })
+	return refs
 }
 
 // missingRoles returns the roles that pg_roles does not list.

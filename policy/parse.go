@@ -24,7 +24,13 @@ const (
 // messages. Every problem is collected into one [*ValidationError]: YAML
 // syntax, an unknown or repeated field, a wrong version, a malformed column
 // name, a duplicate column or id, an unknown type, mode or storage, a missing
-// or malformed key, a malformed role, and an empty file.
+// or malformed key, a malformed mask or one on a column that is not text, a
+// malformed role, and an empty file; and in identities, a missing, malformed
+// or repeated name, an empty or malformed condition (role, certificate name,
+// SAN pattern with a '*' before its end, CIDR), a catch-all identity that is
+// not the last one, an unknown clearance, a clearance for a column the policy
+// does not protect or for a key no column uses, and cleared.roles behind a
+// catch-all identity.
 //
 // The file is decoded with yaml.v3 into its node tree and walked here rather
 // than unmarshalled with KnownFields(true), so that unknown fields are
@@ -48,6 +54,16 @@ func Parse(data []byte, source string) (*Policy, error) {
 // parser collects problems while walking one file.
 type parser struct {
 	problems []Problem
+
+	// What the columns entries name, even entries with other problems, so
+	// that identities are checked against them without echoing those
+	// problems: every well-formed column name with its type ("" if the type
+	// is malformed), and every well-formed key in file order.
+	protected map[ColumnName]Type
+	keys      []string
+
+	// The first identity without conditions, or nil.
+	catchAll *Rule
 }
 
 func (ps *parser) add(line int, field, format string, args ...any) {
@@ -119,7 +135,7 @@ func (ps *parser) noAliases(n *yaml.Node) {
 }
 
 func (ps *parser) parse(root *yaml.Node, pol *Policy) {
-	top := ps.mapping(root, "", []string{"version", "columns", "cleared"})
+	top := ps.mapping(root, "", []string{"version", "columns", "identities", "cleared", "require_mtls_for_plaintext"})
 	if top == nil {
 		return
 	}
@@ -144,17 +160,31 @@ func (ps *parser) parse(root *yaml.Node, pol *Policy) {
 		ps.columns(cols, pol)
 	}
 
+	// After columns: identities name columns and keys.
+	switch ids := top["identities"]; {
+	case ids == nil || isNull(ids):
+	case ids.Kind != yaml.SequenceNode:
+		ps.add(ids.Line, "identities", "must be a list of identity entries")
+	default:
+		ps.identities(ids, pol)
+	}
+
 	if cl := top["cleared"]; cl != nil && !isNull(cl) {
 		ps.cleared(cl, pol)
+	}
+
+	if n := top["require_mtls_for_plaintext"]; n != nil {
+		pol.requireMTLS, _ = ps.boolean(n, "require_mtls_for_plaintext")
 	}
 }
 
 func (ps *parser) columns(seq *yaml.Node, pol *Policy) {
 	byName := make(map[ColumnName]*Column)
 	byID := make(map[string]*Column)
+	ps.protected = make(map[ColumnName]Type)
 	for i, n := range seq.Content {
 		path := fmt.Sprintf("columns[%d]", i)
-		f := ps.mapping(n, path, []string{"column", "id", "type", "mode", "key", "storage"})
+		f := ps.mapping(n, path, []string{"column", "id", "type", "mode", "key", "storage", "mask"})
 		if f == nil {
 			continue
 		}
@@ -184,6 +214,19 @@ func (ps *parser) columns(seq *yaml.Node, pol *Policy) {
 		} else {
 			col.Type = t
 		}
+		if col.Name != (ColumnName{}) {
+			ps.protected[col.Name] = col.Type
+		}
+
+		if mn := f["mask"]; mn != nil && !isNull(mn) {
+			if col.Type != "" && !col.Type.maskable() {
+				ps.add(mn.Line, path+".mask", "a mask applies only to text, varchar and bpchar columns, not %s", col.Type)
+				ok = false
+			}
+			m, good := ps.mask(mn, path+".mask")
+			col.Mask = m
+			ok = ok && good
+		}
 
 		mode, _ := ps.scalar(f["mode"], path+".mode")
 		if m, err := parseMode(mode); err != nil {
@@ -209,6 +252,9 @@ func (ps *parser) columns(seq *yaml.Node, pol *Policy) {
 			ok = false
 		} else {
 			col.Key = s
+			if !slices.Contains(ps.keys, s) {
+				ps.keys = append(ps.keys, s)
+			}
 		}
 
 		id, present := ps.scalar(f["id"], path+".id")
@@ -254,14 +300,10 @@ func (ps *parser) cleared(n *yaml.Node, pol *Policy) {
 	seen := make(map[string]bool)
 	for i, r := range roles.Content {
 		path := fmt.Sprintf("cleared.roles[%d]", i)
-		s, present := ps.scalar(r, path)
-		switch {
-		case !present || s == "":
-			ps.add(r.Line, path, "empty role name")
-		case len(s) > maxIdentifierLen:
-			ps.add(r.Line, path, "role name %q is longer than %d bytes", s, maxIdentifierLen)
-		case !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl):
-			ps.add(r.Line, path, "role name %q contains control characters or invalid UTF-8", s)
+		s, _ := ps.scalar(r, path)
+		switch err := checkRole(s); {
+		case err != nil:
+			ps.add(r.Line, path, "%v", err)
 		case seen[s]:
 			ps.add(r.Line, path, "role %q is listed twice", s)
 		default:
@@ -270,6 +312,75 @@ func (ps *parser) cleared(n *yaml.Node, pol *Policy) {
 			pol.roleAt = append(pol.roleAt, r.Line)
 		}
 	}
+	if c := ps.catchAll; c != nil && len(roles.Content) > 0 {
+		ps.add(roles.Line, "cleared.roles", "never applies: identity %q (line %d) has no match conditions and so matches every caller first; give these roles an identity before it", c.Name, c.Line)
+	}
+}
+
+// checkRole checks a database role name from the policy.
+func checkRole(s string) error {
+	switch {
+	case s == "":
+		return errors.New("empty role name")
+	case len(s) > maxIdentifierLen:
+		return fmt.Errorf("role name %q is longer than %d bytes", s, maxIdentifierLen)
+	case !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl):
+		return fmt.Errorf("role name %q contains control characters or invalid UTF-8", s)
+	}
+	return nil
+}
+
+// mask reads a column's mask; ok is false after a problem.
+func (ps *parser) mask(n *yaml.Node, path string) (m TextMask, ok bool) {
+	m = TextMask{KeepLast: defaultKeepLast, Char: defaultMaskChar}
+	f := ps.mapping(n, path, []string{"keep_last", "char"})
+	if f == nil {
+		return m, false
+	}
+	ok = true
+	if v := f["keep_last"]; v != nil && !isNull(v) {
+		switch k, good := ps.integer(v, path+".keep_last"); {
+		case !good:
+			ok = false
+		case k < 0:
+			ps.add(v.Line, path+".keep_last", "must not be negative, got %d", k)
+			ok = false
+		default:
+			m.KeepLast = k
+		}
+	}
+	if v := f["char"]; v != nil && !isNull(v) {
+		s, present := ps.scalar(v, path+".char")
+		r, size := utf8.DecodeRuneInString(s)
+		switch {
+		case !present:
+			ok = false
+		case s == "" || size != len(s) || r == utf8.RuneError || !unicode.IsGraphic(r):
+			ps.add(v.Line, path+".char", "must be exactly one printable character, got %q", s)
+			ok = false
+		default:
+			m.Char = r
+		}
+	}
+	return m, ok
+}
+
+// boolean returns n as true or false; ok is false after a problem.
+func (ps *parser) boolean(n *yaml.Node, path string) (b, ok bool) {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
+		ps.add(n.Line, path, "must be true or false")
+		return false, false
+	}
+	return b, true
+}
+
+// integer returns n as an int; ok is false after a problem.
+func (ps *parser) integer(n *yaml.Node, path string) (i int, ok bool) {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&i) != nil {
+		ps.add(n.Line, path, "must be a whole number")
+		return 0, false
+	}
+	return i, true
 }
 
 // mapping checks that n is a mapping whose keys are all in known, each once,
@@ -362,16 +473,22 @@ func checkID(s string) error {
 // suggest returns "(did you mean x?)" for the candidate closest to s, or the
 // full list of candidates when none is close.
 func suggest(s string, candidates []string, what string) string {
-	best, bestDist := "", 3
-	for _, c := range candidates {
-		if d := editDistance(strings.ToLower(s), c); d < bestDist {
-			best, bestDist = c, d
-		}
-	}
-	if best != "" {
+	if best := closest(strings.ToLower(s), candidates); best != "" {
 		return fmt.Sprintf("(did you mean %s?)", best)
 	}
 	return fmt.Sprintf("(known %s: %s)", what, strings.Join(candidates, ", "))
+}
+
+// closest returns the candidate nearest to s within edit distance 2, or ""
+// if none is that near.
+func closest(s string, candidates []string) string {
+	best, bestDist := "", 3
+	for _, c := range candidates {
+		if d := editDistance(s, c); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
 }
 
 // editDistance is the Levenshtein distance between a and b, in runes.

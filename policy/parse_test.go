@@ -106,7 +106,7 @@ func TestParseInvalid(t *testing.T) {
 	}, {
 		name: "not a mapping",
 		in:   "- public.customer.email\n",
-		want: []Problem{{1, "", "the policy must be a mapping with the fields version, columns, cleared"}},
+		want: []Problem{{1, "", "the policy must be a mapping with the fields version, columns, identities, cleared, require_mtls_for_plaintext"}},
 	}, {
 		name: "syntax error",
 		in:   "version: 1\ncolumns: [\n",
@@ -155,7 +155,7 @@ cleared:
 		want: []Problem{
 			{4, "columns[0].tyep", `unknown field "tyep" (did you mean type?)`},
 			{7, "columns[0].key", "given twice (first at line 6)"},
-			{8, "columns[0].encrypt", `unknown field "encrypt" (known fields: column, id, type, mode, key, storage)`},
+			{8, "columns[0].encrypt", `unknown field "encrypt" (known fields: column, id, type, mode, key, storage, mask)`},
 			{9, "clear", `unknown field "clear" (did you mean cleared?)`},
 			{12, "cleared.role", `unknown field "role" (did you mean roles?)`},
 		},
@@ -248,7 +248,7 @@ columns:
 			{13, "columns[10].key", "missing: name the keyring that encrypts this column"},
 			{14, "columns[11].type", "missing: give the logical type (text, varchar, bpchar, int2, int4, int8, numeric, bool, date, timestamp, timestamptz, uuid, jsonb, json, bytea, float4, float8)"},
 			{15, "columns[12].column", "missing: name the protected column as schema.table.column"},
-			{16, "columns[13]", "must be a mapping with the fields column, id, type, mode, key, storage"},
+			{16, "columns[13]", "must be a mapping with the fields column, id, type, mode, key, storage, mask"},
 		},
 	}, {
 		name: "columns not a list",
@@ -307,7 +307,7 @@ func TestValidationErrorMessage(t *testing.T) {
 	_, err = Parse([]byte("version: 1\ncolumns:\n  - {column: public.customer.email, type: text}\nextra: 1\n"), "policy.yaml")
 	want = "policy: 2 problems in policy.yaml:\n" +
 		"\tpolicy.yaml:3: columns[0].key: missing: name the keyring that encrypts this column\n" +
-		"\tpolicy.yaml:4: extra: unknown field \"extra\" (known fields: version, columns, cleared)"
+		"\tpolicy.yaml:4: extra: unknown field \"extra\" (known fields: version, columns, identities, cleared, require_mtls_for_plaintext)"
 	if err == nil || err.Error() != want {
 		t.Errorf("error =\n%v\nwant\n%s", err, want)
 	}

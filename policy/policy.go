@@ -21,6 +21,9 @@ type Policy struct {
 	cleared map[string]struct{}     // authenticated roles cleared for plaintext
 	roles   []string                // cleared roles, file order
 	roleAt  []int                   // line of each of roles
+	rules   []*Rule                 // identities, file order
+
+	requireMTLS bool // require_mtls_for_plaintext
 }
 
 // Column is one protected column. Values are read-only: a *Column handed out
@@ -41,6 +44,9 @@ type Column struct {
 	Key string
 	// Storage is how the database holds the ciphertext.
 	Storage Storage
+	// Mask is how the Mask clearance shows values; the zero TextMask is the
+	// default. Only text, varchar and bpchar columns may set one.
+	Mask TextMask
 	// Line is where the column's entry starts in the policy file, for
 	// messages about it.
 	Line int
