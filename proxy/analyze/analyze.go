@@ -261,9 +261,14 @@ func (a *analyzer) prepass(n *pg.Node) bool {
 			}
 		}
 	})
-	switch n.Node.(type) {
-	case *pg.Node_DoStmt, *pg.Node_ExecuteStmt:
+	switch x := n.Node.(type) {
+	case *pg.Node_DoStmt, *pg.Node_ExecuteStmt, *pg.Node_CreateFunctionStmt:
 		return true
+	case *pg.Node_ExplainStmt:
+		// EXPLAIN ANALYZE EXECUTE runs the prepared statement like EXECUTE does.
+		if _, ok := x.ExplainStmt.GetQuery().GetNode().(*pg.Node_ExecuteStmt); ok {
+			return true
+		}
 	}
 	return len(a.allProt) > 0
 }

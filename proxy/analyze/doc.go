@@ -49,6 +49,15 @@
 //   - Unqualified relation names are resolved by table name only (the proxy
 //     cannot see search_path); see [Schema].
 //
+// # Views
+//
+// [ViewColumns] serves the catalog rather than the proxy's statements: given a
+// view's definition, it tells which of the view's columns are plain
+// references to protected columns, so that the catalog can attribute them
+// (RowDescription names the view, not the table) and report the view to
+// [Analyze] as a protected relation. It follows the same scopes as the read
+// checks, with the opposite bias: it attributes only what it is sure of.
+//
 // For logging, use [Normalize] or [Fingerprint], never the statement text: the
 // text may contain plaintext values (DESIGN.md §2 guarantee 4).
 package analyze

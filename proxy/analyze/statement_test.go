@@ -51,8 +51,8 @@ func TestDDLKinds(t *testing.T) {
 	for sql, ddl := range map[string]bool{
 		"CREATE TABLE t (a int)":                      true,
 		"DROP TABLE customer":                         true,
-		"ALTER TABLE customer RENAME TO client":       true,
-		"ALTER TABLE customer RENAME email TO m":      true,
+		"ALTER TABLE orders RENAME TO purchases":      true,
+		"ALTER TABLE customer RENAME name TO n":       true,
 		"SELECT * INTO t2 FROM orders":                true,
 		"CREATE VIEW v AS SELECT email FROM customer": true,
 		"COMMENT ON TABLE customer IS 'x'":            true,

@@ -51,6 +51,15 @@ func (a *analyzer) stmt(n *pg.Node, sc *scope) []outCol {
 		a.rule(x.RuleStmt, sc)
 	case *pg.Node_DoStmt:
 		a.doStmt(x.DoStmt)
+	case *pg.Node_CreateFunctionStmt:
+		a.functionBody(x.CreateFunctionStmt)
+	case *pg.Node_CreateTrigStmt:
+		a.trigger(x.CreateTrigStmt)
+	case *pg.Node_RenameStmt:
+		r := x.RenameStmt
+		a.rename(r.Relation, r.Subname, r.RenameType == pg.ObjectType_OBJECT_COLUMN)
+	case *pg.Node_AlterObjectSchemaStmt:
+		a.rename(x.AlterObjectSchemaStmt.Relation, "", false)
 	case *pg.Node_AlterTableStmt:
 		a.alterTable(x.AlterTableStmt)
 	case *pg.Node_CallStmt:

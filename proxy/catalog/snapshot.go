@@ -1,12 +1,15 @@
 package catalog
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
 	"github.com/fleproxy/fleproxy/policy"
+	"github.com/fleproxy/fleproxy/proxy/analyze"
 )
 
 // attrKey is a table column as RowDescription names it.
@@ -18,12 +21,14 @@ type attrKey struct {
 // snapshot is one immutable view of the catalog, replaced whole by Refresh.
 type snapshot struct {
 	attrs      map[attrKey]*policy.Column
-	tables     map[policy.TableName]*table // protected tables and their descendants
+	tables     map[policy.TableName]*table // protected tables, their descendants, views over them
 	schemasOf  map[string][]string         // table name → sorted schemas
 	lowerNames map[string]struct{}         // lower-cased table names
+	views      []view                      // the views it was built from, for the next Refresh
 }
 
-// table is a protected table or a descendant of one.
+// table is a protected table, a descendant of one, or a view with a column
+// that passes a protected column on.
 type table struct {
 	exists         bool     // found in the catalog at the last Refresh
 	columns        []string // non-dropped columns in attnum order
@@ -94,51 +99,33 @@ ORDER BY tree.rootschema, tree.roottable, n.nspname, c.relname`, schemas, names)
 	return rels, nil
 }
 
-// build indexes pol against the relations read from the catalog. With no
-// relations it indexes the policy's names alone, so the write path knows the
-// protected tables before the first Refresh succeeds.
-func build(pol *policy.Policy, rels []relation) *snapshot {
-	s := &snapshot{
-		attrs:      make(map[attrKey]*policy.Column),
-		tables:     make(map[policy.TableName]*table),
-		schemasOf:  make(map[string][]string),
-		lowerNames: make(map[string]struct{}),
+// build indexes pol against the tables and views read from the catalog. With
+// no relations it indexes the policy's names alone, so the write path knows
+// the protected tables before the first Refresh succeeds.
+func build(pol *policy.Policy, rels []relation, views []view) *snapshot {
+	b := &builder{
+		s: &snapshot{
+			attrs:      make(map[attrKey]*policy.Column),
+			tables:     make(map[policy.TableName]*table),
+			schemasOf:  make(map[string][]string),
+			lowerNames: make(map[string]struct{}),
+		},
+		pol:  pol,
+		line: make(map[*table]map[string]int),
+		oids: make(map[policy.TableName]uint32),
 	}
-	tableOf := func(name policy.TableName) *table {
-		t := s.tables[name]
-		if t == nil {
-			t = &table{protected: make(map[string]*policy.Column)}
-			s.tables[name] = t
-		}
-		return t
-	}
-	line := make(map[*table]map[string]int) // first policy line claiming each name
-	claim := func(t *table, col *policy.Column) {
-		name := col.Name.Column
-		prev, seen := t.protected[name]
-		switch {
-		case !seen:
-			t.protected[name] = col
-			t.protectedNames = append(t.protectedNames, name)
-			if line[t] == nil {
-				line[t] = make(map[string]int)
-			}
-			line[t][name] = col.Line
-		case prev != col:
-			t.protected[name] = nil
-			line[t][name] = min(line[t][name], col.Line)
-		}
-	}
+	s := b.s
 
 	conflicts := make(map[attrKey]bool)
 	for _, r := range rels {
-		t := tableOf(r.name)
+		t := b.tableOf(r.name)
 		t.exists = true
 		t.columns = r.columns
+		b.oids[r.name] = r.oid
 		for _, col := range pol.ColumnsOf(r.root.Schema, r.root.Table) {
 			// Claim the name even if the table lacks the column, so that a
 			// column added after this Refresh is still protected by name.
-			claim(t, col)
+			b.claim(t, col.Name.Column, col)
 			i := slices.Index(r.columns, col.Name.Column)
 			if i < 0 {
 				continue
@@ -160,15 +147,18 @@ func build(pol *policy.Policy, rels []relation) *snapshot {
 		if _, ok := s.tables[name]; ok {
 			continue
 		}
-		t := tableOf(name)
+		t := b.tableOf(name)
 		for _, col := range pol.ColumnsOf(name.Schema, name.Table) {
-			claim(t, col)
+			b.claim(t, col.Name.Column, col)
 		}
 	}
 
+	s.views = views
+	b.addViews(views)
+
 	for name, t := range s.tables {
-		slices.SortStableFunc(t.protectedNames, func(a, b string) int {
-			return line[t][a] - line[t][b]
+		slices.SortStableFunc(t.protectedNames, func(x, y string) int {
+			return cmp.Compare(b.line[t][x], b.line[t][y])
 		})
 		s.schemasOf[name.Table] = append(s.schemasOf[name.Table], name.Schema)
 		s.lowerNames[strings.ToLower(name.Table)] = struct{}{}
@@ -177,4 +167,50 @@ func build(pol *policy.Policy, rels []relation) *snapshot {
 		slices.Sort(schemas)
 	}
 	return s
+}
+
+// builder holds the state of one build.
+type builder struct {
+	s    *snapshot
+	pol  *policy.Policy
+	line map[*table]map[string]int   // policy line of the first claim of each name
+	oids map[policy.TableName]uint32 // relations found in the catalog
+	// viewColumns holds the columns of every view read, protected or not.
+	viewColumns map[policy.TableName][]string
+	// conflicted holds the stand-ins given to the view analysis for columns
+	// claimed by two policy columns (see viewSchema.ProtectedColumns).
+	conflicted map[analyze.Column]bool
+}
+
+// tableOf returns the entry of a relation, creating it.
+func (b *builder) tableOf(name policy.TableName) *table {
+	t := b.s.tables[name]
+	if t == nil {
+		t = &table{protected: make(map[string]*policy.Column)}
+		b.s.tables[name] = t
+	}
+	return t
+}
+
+// claim records that col protects the column called name in t. A second,
+// different claim, or a nil col, marks the name as claimed by two policy
+// columns: it stays protected, attributed to neither.
+func (b *builder) claim(t *table, name string, col *policy.Column) {
+	line := math.MaxInt // a conflict passed on through a view: listed last
+	if col != nil {
+		line = col.Line
+	}
+	prev, seen := t.protected[name]
+	switch {
+	case !seen:
+		t.protected[name] = col
+		t.protectedNames = append(t.protectedNames, name)
+		if b.line[t] == nil {
+			b.line[t] = make(map[string]int)
+		}
+		b.line[t][name] = line
+	case prev != col:
+		t.protected[name] = nil
+		b.line[t][name] = min(b.line[t][name], line)
+	}
 }

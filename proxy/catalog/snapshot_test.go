@@ -27,7 +27,7 @@ columns:
 		{root: tn("child"), oid: 11, name: tn("child"), columns: []string{"id", "email", "phone"}, attnums: []int16{1, 2, 3}},
 		{root: tn("child"), oid: 12, name: tn("leaf"), columns: []string{"email", "phone", "id"}, attnums: []int16{1, 2, 4}},
 	}
-	s := build(p, rels)
+	s := build(p, rels, nil)
 	c := &Cache{pol: p}
 	c.snap.Store(s)
 
@@ -69,7 +69,7 @@ columns:
   - {column: crm.customer.phone, type: text, key: pii}
 `)
 	c := &Cache{pol: p}
-	c.snap.Store(build(p, nil))
+	c.snap.Store(build(p, nil, nil))
 	wantStrings(t, "SchemasOf(customer)", c.SchemasOf("customer"), []string{"crm", "public"})
 	wantStrings(t, "ProtectedColumns(crm, customer)", c.ProtectedColumns("crm", "customer"), []string{"phone"})
 	if _, ok := c.ColumnOrder("crm", "customer"); ok {
@@ -94,7 +94,7 @@ columns:
 	c.snap.Store(build(p, []relation{
 		{root: tn("customer"), oid: 16384, name: tn("customer"), columns: []string{"id", "email"}, attnums: []int16{1, 2}},
 		{root: tn("address"), oid: 16390, name: tn("address"), columns: []string{"id", "phone"}, attnums: []int16{1, 2}},
-	}))
+	}, nil))
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
