@@ -37,6 +37,16 @@ type Config struct {
 	// Encryption names the policy and where the keys are. Without a policy the proxy only
 	// forwards.
 	Encryption Encryption `yaml:"encryption"`
+	// Audit configures the audit stream (identities, plaintext revealed, refusals).
+	Audit Audit `yaml:"audit"`
+}
+
+// Audit configures the audit log: a zerolog JSON stream separate from the operational log, with
+// one record per session identity, per result that revealed plaintext, and per refused or denied
+// statement; never a value.
+type Audit struct {
+	// Output is stdout (default), stderr, or a file path (appended, created with mode 0600).
+	Output string `yaml:"output"`
 }
 
 // Encryption configures field-level encryption.
@@ -49,8 +59,11 @@ type Encryption struct {
 	// connection's database: the policy describes that database.
 	Service string `yaml:"service"`
 	// KEKFile is the local key-encryption key created by `fleproxy keys init` (development only:
-	// whoever reads the file can unwrap every data key).
+	// whoever reads the file can unwrap every data key). Exclusive with Vault.
 	KEKFile string `yaml:"kek_file"`
+	// Vault makes a key of Vault's Transit engine the key-encryption key, for production: it
+	// never leaves Vault. Exclusive with KEKFile.
+	Vault *Vault `yaml:"vault"`
 	// KeyStore is where wrapped keyrings live: "database" (table fleproxy.keyrings in the
 	// protected database, shared by every replica; the default) or "dir:PATH" (JSON files, one
 	// node only).
@@ -62,6 +75,114 @@ type Encryption struct {
 	// fresh database whose schema will be created through the proxy). Their columns are
 	// protected by name from the start. Missing columns of existing tables are still errors.
 	AllowMissingTables bool `yaml:"allow_missing_tables"`
+}
+
+// Vault is the Vault Transit KEK (package keys, VaultTransitKEK). Fields left empty fall back to
+// the environment variables the Vault CLI reads: VAULT_ADDR, VAULT_NAMESPACE, VAULT_CACERT,
+// VAULT_TLS_SERVER_NAME, VAULT_SKIP_VERIFY, VAULT_CLIENT_TIMEOUT, VAULT_MAX_RETRIES and, for the
+// token method without token_file, VAULT_TOKEN.
+type Vault struct {
+	// Address is Vault's URL (default VAULT_ADDR, else https://127.0.0.1:8200).
+	Address string `yaml:"address"`
+	// Namespace is the Vault Enterprise namespace (default VAULT_NAMESPACE).
+	Namespace string `yaml:"namespace"`
+	// Mount is where the Transit engine is mounted (default "transit").
+	Mount string `yaml:"mount"`
+	// Key is the Transit key (type aes256-gcm96, not derived) that wraps the keyrings. Required.
+	Key string `yaml:"key"`
+	// Timeout bounds every request to Vault (default VAULT_CLIENT_TIMEOUT, else 10s).
+	Timeout time.Duration `yaml:"timeout"`
+	// TLS verifies Vault's certificate.
+	TLS VaultTLS `yaml:"tls"`
+	// Auth is how the proxy gets its Vault token.
+	Auth VaultAuth `yaml:"auth"`
+}
+
+// VaultTLS configures HTTPS to Vault.
+type VaultTLS struct {
+	// CAFile is a PEM bundle of the CAs that sign Vault's certificate (default VAULT_CACERT).
+	CAFile string `yaml:"ca_file"`
+	// ServerName is the name verified in Vault's certificate (default: the host of Address).
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify turns verification off: tests only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// Vault auth methods.
+const (
+	VaultAuthToken      = "token"
+	VaultAuthAppRole    = "approle"
+	VaultAuthKubernetes = "kubernetes"
+)
+
+// VaultAuth is the Vault auth method. The token is renewed while Vault allows, and a new login
+// is made when it cannot be.
+type VaultAuth struct {
+	// Method is token (default), approle or kubernetes.
+	Method string `yaml:"method"`
+	// TokenFile (token) holds the token, re-read at each re-login (default: VAULT_TOKEN).
+	TokenFile string `yaml:"token_file"`
+	// RoleID and SecretIDFile (approle) are the AppRole credentials.
+	RoleID       string `yaml:"role_id"`
+	SecretIDFile string `yaml:"secret_id_file"`
+	// Role (kubernetes) is the Vault role; JWTFile the service-account token (default
+	// /var/run/secrets/kubernetes.io/serviceaccount/token).
+	Role    string `yaml:"role"`
+	JWTFile string `yaml:"jwt_file"`
+	// Mount is the auth method's path (default: approle or kubernetes, as the method).
+	Mount string `yaml:"mount"`
+}
+
+// setDefaults fills the defaults that do not depend on the environment.
+func (v *Vault) setDefaults() {
+	if v.Mount == "" {
+		v.Mount = "transit"
+	}
+	if v.Auth.Method == "" {
+		v.Auth.Method = VaultAuthToken
+	}
+	if v.Auth.Method == VaultAuthKubernetes && v.Auth.JWTFile == "" {
+		v.Auth.JWTFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+	}
+}
+
+// validate checks the Vault section; errors name the fields as the file does.
+func (v *Vault) validate() []error {
+	var errs []error
+	if v.Key == "" {
+		errs = append(errs, errors.New("encryption.vault.key is required: the Transit key that wraps the keyrings"))
+	}
+	if v.Timeout < 0 {
+		errs = append(errs, errors.New("encryption.vault.timeout must not be negative"))
+	}
+	a := v.Auth
+	var stray []string
+	switch a.Method {
+	case "", VaultAuthToken:
+		if a.RoleID != "" || a.SecretIDFile != "" || a.Role != "" || a.JWTFile != "" || a.Mount != "" {
+			stray = append(stray, "role_id, secret_id_file, role, jwt_file and mount")
+		}
+	case VaultAuthAppRole:
+		if a.RoleID == "" || a.SecretIDFile == "" {
+			errs = append(errs, errors.New("encryption.vault.auth: method approle needs role_id and secret_id_file"))
+		}
+		if a.TokenFile != "" || a.Role != "" || a.JWTFile != "" {
+			stray = append(stray, "token_file, role and jwt_file")
+		}
+	case VaultAuthKubernetes:
+		if a.Role == "" {
+			errs = append(errs, errors.New("encryption.vault.auth: method kubernetes needs role"))
+		}
+		if a.TokenFile != "" || a.RoleID != "" || a.SecretIDFile != "" {
+			stray = append(stray, "token_file, role_id and secret_id_file")
+		}
+	default:
+		errs = append(errs, fmt.Errorf("encryption.vault.auth.method: %q is not token, approle or kubernetes", a.Method))
+	}
+	if stray != nil {
+		errs = append(errs, fmt.Errorf("encryption.vault.auth: %s do not apply to method %s", stray[0], a.Method))
+	}
+	return errs
 }
 
 // Upstream is the database side of the proxy.
@@ -119,7 +240,9 @@ type ClientTLS struct {
 // Limits bound per-connection resources.
 type Limits struct {
 	// MaxMessageBytes is the largest client message body accepted; a larger one ends the session
-	// with a FATAL 08P01 error. Default 256 MiB.
+	// with a FATAL 08P01 error. Default 64 MiB. A message that carries protected values is held
+	// and converted in memory, a few times its size, so this bounds the proxy's memory per
+	// session.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// StartupTimeout bounds the start-up phase: TLS handshake, start-up packet and authentication.
 	StartupTimeout time.Duration `yaml:"startup_timeout"`
@@ -147,7 +270,7 @@ func Default() Config {
 			TLS:            UpstreamTLS{Mode: UpstreamTLSDisable},
 		},
 		Limits: Limits{
-			MaxMessageBytes: 256 << 20,
+			MaxMessageBytes: 64 << 20,
 			StartupTimeout:  30 * time.Second,
 			ShutdownTimeout: 30 * time.Second,
 		},
@@ -173,6 +296,9 @@ func Parse(data []byte, source string) (Config, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, fmt.Errorf("config %s: %w", source, err)
+	}
+	if c.Encryption.Vault != nil {
+		c.Encryption.Vault.setDefaults()
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", source, err)
@@ -233,8 +359,11 @@ func (c *Config) Validate() error {
 		if e.Service == "" {
 			errs = append(errs, errors.New("encryption.service is required with encryption.policy"))
 		}
-		if e.KEKFile == "" {
-			errs = append(errs, errors.New("encryption.kek_file is required with encryption.policy"))
+		switch {
+		case e.KEKFile == "" && e.Vault == nil:
+			errs = append(errs, errors.New("encryption.vault (or, for development, encryption.kek_file) is required with encryption.policy"))
+		case e.KEKFile != "" && e.Vault != nil:
+			errs = append(errs, errors.New("encryption.kek_file and encryption.vault are exclusive: the local file KEK is for development, Vault for production"))
 		}
 		if e.KeyStore != "database" && !strings.HasPrefix(e.KeyStore, "dir:") {
 			errs = append(errs, fmt.Errorf("encryption.key_store: %q is not \"database\" or \"dir:PATH\"", e.KeyStore))
@@ -242,6 +371,9 @@ func (c *Config) Validate() error {
 		if e.RefreshInterval < time.Second {
 			errs = append(errs, errors.New("encryption.refresh_interval must be at least 1s"))
 		}
+	}
+	if v := c.Encryption.Vault; v != nil {
+		errs = append(errs, v.validate()...)
 	}
 	switch c.Log.Format {
 	case "json", "console":

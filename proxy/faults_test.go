@@ -302,7 +302,9 @@ func TestClientVanishes(t *testing.T) {
 	// Mid-COPY: send CopyData rows and then just close the socket.
 	conn2 := connect(t, connString(h.addr, "app", "app-secret", "app", "application_name", "vanish_copy"))
 	pr, pw := io.Pipe()
+	copyDone := make(chan struct{})
 	go func() {
+		defer close(copyDone)
 		_, _ = conn2.PgConn().CopyFrom(context.Background(), pr, "copy "+table+" from stdin")
 	}()
 	w := bufio.NewWriter(pw)
@@ -314,6 +316,7 @@ func TestClientVanishes(t *testing.T) {
 	waitFor(t, 5*time.Second, "the COPY to start", func() bool { return backendsFor(t, admin, "vanish_copy") == 1 })
 	_ = conn2.PgConn().Conn().Close()
 	pw.Close()
+	<-copyDone // the connection's cleanup must not race the COPY
 
 	waitFor(t, 10*time.Second, "the upstream backends to go", func() bool {
 		return backendsFor(t, admin, "vanish_query")+backendsFor(t, admin, "vanish_copy") == 0

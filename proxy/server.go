@@ -39,15 +39,28 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Logger receives the operational log; each session logs through a child with its id.
 	Logger zerolog.Logger
-	// NewInterceptor, if set, is called once a session is authenticated, with the caller's
-	// verified identity and the StartupMessage and ParameterStatus values seen so far; the
-	// session's messages then go through the Interceptor it returns. An error ends the session
-	// with a FATAL ErrorResponse carrying the error's text. Nil: pure pass-through.
-	NewInterceptor func(id Identity, params map[string]string, log zerolog.Logger) (Interceptor, error)
+	// NewInterceptor, if set, is called once a session is authenticated; the session's messages
+	// then go through the Interceptor it returns. An error ends the session with a FATAL
+	// ErrorResponse carrying the error's text. Nil: pure pass-through.
+	NewInterceptor func(SessionInfo) (Interceptor, error)
 
 	// testPanicUser, set only by this package's tests, makes a session whose StartupMessage user
 	// equals it panic once authenticated, to exercise the recovery path.
 	testPanicUser string
+}
+
+// SessionInfo is what the proxy knows of an authenticated session when it asks for its
+// Interceptor.
+type SessionInfo struct {
+	// ID is the session's connection id, as in the operational log.
+	ID uint64
+	// Identity holds the verified facts about the caller.
+	Identity Identity
+	// Params are the StartupMessage parameters overlaid with the ParameterStatus values the
+	// server reported during start-up (DateStyle, TimeZone, client_encoding, …).
+	Params map[string]string
+	// Log is the session's logger.
+	Log zerolog.Logger
 }
 
 // Interceptor rewrites the messages of one session (package rewrite implements it). Frontend
@@ -87,7 +100,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.StartupTimeout = 30 * time.Second
 	}
 	if cfg.MaxMessageBytes <= 0 {
-		cfg.MaxMessageBytes = 256 << 20
+		cfg.MaxMessageBytes = 64 << 20
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second

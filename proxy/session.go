@@ -75,17 +75,17 @@ func (s *session) run(ctx context.Context) {
 	}()
 
 	err := s.serve(ctx)
-	ev := s.log.Info()
 	var ce *clientError
 	switch {
-	case err == nil, errors.Is(err, errClientGone), errors.Is(err, errCancelHandled):
-		ev = s.log.Debug()
+	case errors.Is(err, errCancelHandled):
+		s.log.Debug().Msg("cancel request connection closed")
+	case err == nil, errors.Is(err, errClientGone):
+		s.log.Debug().Dur("duration_ms", time.Since(start)).Msg("session ended by the client")
 	case errors.As(err, &ce):
-		ev = s.log.Warn().Str("sqlstate", ce.code)
+		s.log.Warn().Str("sqlstate", ce.code).Err(err).Dur("duration_ms", time.Since(start)).Msg("session ended")
 	default:
-		ev = s.log.Info()
+		s.log.Info().Err(err).Dur("duration_ms", time.Since(start)).Msg("session ended")
 	}
-	ev.Err(err).Dur("duration", time.Since(start)).Msg("session ended")
 }
 
 var (
@@ -137,7 +137,7 @@ func (s *session) serve(ctx context.Context) error {
 		panic("test panic requested for this role")
 	}
 	if f := s.srv.cfg.NewInterceptor; f != nil {
-		rw, err := f(s.identity, st.params, s.log)
+		rw, err := f(SessionInfo{ID: s.id, Identity: s.identity, Params: st.params, Log: s.log})
 		if err != nil {
 			ce := fatal(codeInvalidAuthorization, err.Error(), "")
 			s.sendFatal(ce)

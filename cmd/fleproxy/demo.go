@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -16,20 +17,24 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/fleproxy/fleproxy/config"
 	"github.com/fleproxy/fleproxy/internal/pgtest"
+	"github.com/fleproxy/fleproxy/internal/testcerts"
 	"github.com/fleproxy/fleproxy/proxy"
 )
 
 // Roles of the quickstart: a U.S. service cleared for plaintext and a Singapore operator who is not.
 const (
-	demoUSRole     = "us_service"
-	demoUSPassword = "us-service-secret"
-	demoSGRole     = "sg_operator"
-	demoSGPassword = "sg-operator-secret"
-	demoDatabase   = "pagila"
+	demoUSRole          = "us_service"
+	demoUSPassword      = "us-service-secret"
+	demoSupportRole     = "us_support"
+	demoSupportPassword = "us-support-secret"
+	demoSGRole          = "sg_operator"
+	demoSGPassword      = "sg-operator-secret"
+	demoDatabase        = "pagila"
 )
 
 func newDemoCommand() *cobra.Command {
@@ -43,7 +48,8 @@ func newDemoCommand() *cobra.Command {
 		Long: `Run the quickstart on the pagila sample database:
 
   1. start a throwaway PostgreSQL 15 cluster and create the roles us_service (cleared for
-     plaintext by examples/quickstart/policy.yaml) and sg_operator (not cleared);
+     plaintext over mutual TLS by examples/quickstart/policy.yaml), us_support (masks) and
+     sg_operator (not cleared);
   2. create a development key-encryption key and the "pii" keyring (fleproxy keys init);
   3. start fleproxy with the quickstart policy, which protects customer.email and
      address.address, address2, phone and postal_code;
@@ -111,10 +117,14 @@ func runDemo(ctx context.Context, out io.Writer, examples string, logFormat stri
 		return err
 	}
 	defer e.close()
-	pcfg := proxy.Config{UpstreamAddr: cluster.Addr(), ShutdownTimeout: 2 * time.Second, Logger: log}
+	pki, err := demoPKI(work)
+	if err != nil {
+		return err
+	}
+	pcfg := proxy.Config{UpstreamAddr: cluster.Addr(), ShutdownTimeout: 2 * time.Second, Logger: log, ClientTLS: pki.serverTLS}
 	pctx, stop := context.WithCancel(ctx)
 	defer stop()
-	if err := e.enable(pctx, &pcfg, enc, log); err != nil {
+	if _, err := e.enable(pctx, &pcfg, enc, log, zerolog.Nop()); err != nil {
 		return err
 	}
 	srv, err := proxy.NewServer(pcfg)
@@ -146,7 +156,7 @@ func runDemo(ctx context.Context, out io.Writer, examples string, logFormat stri
 		}
 	}
 	fmt.Fprintf(out, "   loaded in %.1fs\n", time.Since(start).Seconds())
-	if _, err := e.pool.Exec(ctx, fmt.Sprintf("grant select, insert, update, delete on all tables in schema public to %s, %s", demoUSRole, demoSGRole)); err != nil {
+	if _, err := e.pool.Exec(ctx, fmt.Sprintf("grant select, insert, update, delete on all tables in schema public to %s, %s, %s", demoUSRole, demoSupportRole, demoSGRole)); err != nil {
 		return err
 	}
 
@@ -160,9 +170,16 @@ func runDemo(ctx context.Context, out io.Writer, examples string, logFormat stri
 		u := url.URL{Scheme: "postgres", Host: proxyAddr, Path: "/" + demoDatabase, User: url.UserPassword(role, password), RawQuery: "sslmode=disable"}
 		return u.String()
 	}
+	viaMTLS := func(role, password string) string {
+		q := url.Values{"sslmode": {"verify-full"}, "sslrootcert": {pki.caFile}, "sslcert": {pki.clientCert}, "sslkey": {pki.clientKey}}
+		u := url.URL{Scheme: "postgres", Host: proxyAddr, Path: "/" + demoDatabase, User: url.UserPassword(role, password), RawQuery: q.Encode()}
+		return u.String()
+	}
 	views := []struct{ who, conn string }{
-		{demoUSRole + " through fleproxy (cleared: plaintext)", viaProxy(demoUSRole, demoUSPassword)},
-		{demoSGRole + " through fleproxy (not cleared: ciphertext)", viaProxy(demoSGRole, demoSGPassword)},
+		{demoUSRole + " through fleproxy with its U.S. client certificate (identity us-service: plaintext)", viaMTLS(demoUSRole, demoUSPassword)},
+		{demoSupportRole + " through fleproxy with a U.S. certificate (identity us-support: phone masked, postal code hidden)", viaMTLS(demoSupportRole, demoSupportPassword)},
+		{demoSGRole + " through fleproxy from Singapore (identity everyone-else: ciphertext)", viaProxy(demoSGRole, demoSGPassword)},
+		{demoUSRole + " through fleproxy without its certificate (mTLS required for plaintext: ciphertext)", viaProxy(demoUSRole, demoUSPassword)},
 		{"directly in PostgreSQL (at rest: ciphertext)", direct},
 	}
 	queries := []string{
@@ -179,8 +196,8 @@ func runDemo(ctx context.Context, out io.Writer, examples string, logFormat stri
 		}
 	}
 
-	step("the quickstart's views keep working (view columns are not decrypted yet: they show ciphertext)")
-	if err := demoQuery(ctx, out, viaProxy(demoUSRole, demoUSPassword), "select id, name, phone, city from customer_list order by id limit 2"); err != nil {
+	step("the quickstart's views: plain references to protected columns decrypt like the columns")
+	if err := demoQuery(ctx, out, viaMTLS(demoUSRole, demoUSPassword), "select id, name, phone, city from customer_list order by id limit 2"); err != nil {
 		return err
 	}
 
@@ -189,7 +206,7 @@ func runDemo(ctx context.Context, out io.Writer, examples string, logFormat stri
 		"update customer set email = upper('mary.smith@example.com') where customer_id = 1",
 		"select customer_id from customer where email = 'MARY.SMITH@sakilacustomer.org'",
 	} {
-		err := demoQuery(ctx, io.Discard, viaProxy(demoUSRole, demoUSPassword), q)
+		err := demoQuery(ctx, io.Discard, viaMTLS(demoUSRole, demoUSPassword), q)
 		var pe *pgconn.PgError
 		if !errors.As(err, &pe) {
 			return fmt.Errorf("expected the proxy to refuse %q, got %v", q, err)
@@ -216,6 +233,7 @@ func demoRoles(ctx context.Context, cluster *pgtest.Cluster) error {
 	defer conn.Close(ctx)
 	for _, stmt := range []string{
 		fmt.Sprintf("create role %s login password '%s'", demoUSRole, demoUSPassword),
+		fmt.Sprintf("create role %s login password '%s'", demoSupportRole, demoSupportPassword),
 		fmt.Sprintf("create role %s login password '%s'", demoSGRole, demoSGPassword),
 		"create database " + demoDatabase,
 	} {
@@ -275,4 +293,36 @@ func demoQuery(ctx context.Context, out io.Writer, connString, query string) err
 		return err
 	}
 	return tw.Flush()
+}
+
+// demoPKIFiles are the quickstart's certificates: a U.S. client CA that signs the proxy's server
+// certificate and the billing service's client certificate (SPIFFE ID in its SAN).
+type demoPKIFiles struct {
+	serverTLS                     *tls.Config
+	caFile, clientCert, clientKey string
+}
+
+func demoPKI(dir string) (*demoPKIFiles, error) {
+	ca, err := testcerts.NewCA("pagila.example U.S. clients (demo)")
+	if err != nil {
+		return nil, err
+	}
+	server, err := ca.Issue(testcerts.Leaf{CommonName: "fleproxy", DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	if err != nil {
+		return nil, err
+	}
+	spiffe, _ := url.Parse("spiffe://pagila.example/us/billing")
+	client, err := ca.Issue(testcerts.Leaf{CommonName: "us-billing", URIs: []*url.URL{spiffe}, Client: true})
+	if err != nil {
+		return nil, err
+	}
+	f := &demoPKIFiles{caFile: filepath.Join(dir, "us-ca.pem")}
+	if err := os.WriteFile(f.caFile, ca.CertPEM, 0o644); err != nil {
+		return nil, err
+	}
+	if f.clientCert, f.clientKey, err = client.WriteFiles(dir, "us-billing"); err != nil {
+		return nil, err
+	}
+	f.serverTLS = &tls.Config{Certificates: []tls.Certificate{server.TLS}, ClientCAs: ca.Pool(), ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12}
+	return f, nil
 }

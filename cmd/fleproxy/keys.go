@@ -25,24 +25,38 @@ import (
 
 // adminFlags are the flags every admin command (keys …, policy …) shares.
 type adminFlags struct {
-	config string
-	json   bool
+	config  string
+	json    bool
+	policy  string
+	service string
 }
 
 func (f *adminFlags) register(cmd *cobra.Command) {
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.config, "config", "", "configuration `FILE` (the one fleproxy serve reads); its encryption section is used")
 	pf.BoolVar(&f.json, "json", false, "print JSON instead of text")
+	pf.StringVar(&f.policy, "policy", "", "policy `FILE`, instead of the configuration's encryption.policy")
+	pf.StringVar(&f.service, "upstream", "", "connection string of the protected database (e.g. postgres://fleproxy@db:5432/app), instead of encryption.service")
 }
 
-// encryption returns the encryption section of the --config file, which every admin command needs.
+// encryption returns the encryption section of the --config file (or of the defaults, with
+// --policy and --upstream), which every admin command needs.
 func (f *adminFlags) encryption() (config.Encryption, error) {
-	if f.config == "" {
-		return config.Encryption{}, errors.New("--config is required: the configuration file whose encryption section names the policy, the service connection and the keys")
+	if f.config == "" && (f.policy == "" || f.service == "") {
+		return config.Encryption{}, errors.New("--config is required (or both --policy and --upstream): the configuration file whose encryption section names the policy, the service connection and the keys")
 	}
-	cfg, err := config.Load(f.config)
-	if err != nil {
-		return config.Encryption{}, err
+	cfg := config.Default()
+	if f.config != "" {
+		var err error
+		if cfg, err = config.Load(f.config); err != nil {
+			return config.Encryption{}, err
+		}
+	}
+	if f.policy != "" {
+		cfg.Encryption.Policy = f.policy
+	}
+	if f.service != "" {
+		cfg.Encryption.Service = f.service
 	}
 	if cfg.Encryption.Policy == "" {
 		return config.Encryption{}, fmt.Errorf("config %s: encryption.policy is not set: nothing is encrypted, so there are no keys or policy to manage", f.config)
@@ -73,7 +87,7 @@ No command prints key material.`,
 		Args: cobra.NoArgs,
 	}
 	flags.register(cmd)
-	cmd.AddCommand(newKeysInitCommand(&flags), newKeysListCommand(&flags), newKeysRotateCommand(&flags))
+	cmd.AddCommand(newKeysInitCommand(&flags), newKeysListCommand(&flags), newKeysRotateCommand(&flags), newKeysReencryptCommand(&flags))
 	return cmd
 }
 
@@ -325,14 +339,21 @@ func runKeysInit(ctx context.Context, e config.Encryption) (*keysInitReport, err
 			return nil, fmt.Errorf("key store %s: %w", ks.desc, err)
 		}
 	}
-	kek, created, err := openOrInitLocalKEK(ctx, e.KEKFile, ks.store)
-	if err != nil {
-		return nil, err
-	}
-	rep := &keysInitReport{
-		KEK:      kekReport{File: e.KEKFile, ID: kek.ID(), Created: created, DevelopmentOnly: true},
-		Store:    ks.desc,
-		Keyrings: []keyringResult{},
+	var kek keys.KEK
+	rep := &keysInitReport{Store: ks.desc, Keyrings: []keyringResult{}}
+	if e.Vault != nil {
+		// The KEK lives in Vault, created by the key admin there; nothing to make here.
+		if kek, err = openKEK(ctx, e); err != nil {
+			return nil, err
+		}
+		rep.KEK = kekReport{ID: kek.ID()}
+	} else {
+		local, created, err := openOrInitLocalKEK(ctx, e.KEKFile, ks.store)
+		if err != nil {
+			return nil, err
+		}
+		kek = local
+		rep.KEK = kekReport{File: e.KEKFile, ID: local.ID(), Created: created, DevelopmentOnly: true}
 	}
 	m := keys.NewManager(kek, ks.store)
 	for _, name := range names {
@@ -370,12 +391,17 @@ func ensureKeyring(ctx context.Context, m *keys.Manager, name string, k keys.Kin
 }
 
 func (r *keysInitReport) print(out io.Writer) error {
-	if r.KEK.Created {
+	switch {
+	case !r.KEK.DevelopmentOnly:
+		fmt.Fprintf(out, "KEK: %s\n", r.KEK.ID)
+	case r.KEK.Created:
 		fmt.Fprintf(out, "KEK: created %s (%s)\n", r.KEK.File, r.KEK.ID)
-	} else {
+	default:
 		fmt.Fprintf(out, "KEK: using existing %s (%s)\n", r.KEK.File, r.KEK.ID)
 	}
-	fmt.Fprintln(out, localKEKWarning(r.KEK.File))
+	if r.KEK.DevelopmentOnly {
+		fmt.Fprintln(out, localKEKWarning(r.KEK.File))
+	}
 	fmt.Fprintf(out, "Key store: %s\n", r.Store)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEYRING\tKIND\tSTATUS\tPRIMARY KEY")
@@ -445,7 +471,7 @@ func runKeysList(ctx context.Context, e config.Encryption, warn io.Writer) (*key
 	defer ks.close()
 	rep := &keysListReport{Store: ks.desc, Keyrings: []keyringJSON{}, Missing: []string{}}
 	var kek keys.KEK
-	if k, err := keys.OpenLocalKEK(e.KEKFile); err != nil {
+	if k, err := openKEK(ctx, e); err != nil {
 		fmt.Fprintf(warn, "note: %v; listing without it\n", err)
 		kek = absentKEK{err: err}
 	} else {
@@ -529,9 +555,9 @@ type keysRotateReport struct {
 
 // runKeysRotate adds a new primary key to keyring name.
 func runKeysRotate(ctx context.Context, e config.Encryption, name string) (*keysRotateReport, error) {
-	kek, err := keys.OpenLocalKEK(e.KEKFile)
+	kek, err := openKEK(ctx, e)
 	if err != nil {
-		return nil, fmt.Errorf("encryption.kek_file: %w", err)
+		return nil, err
 	}
 	ks, err := openStore(ctx, e)
 	if err != nil {

@@ -39,7 +39,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newVersionCommand(), newDemoCommand(), newKeysCommand(), newPolicyCommand())
+	root.AddCommand(newServeCommand(), newVersionCommand(), newDemoCommand(), newKeysCommand(), newPolicyCommand(), newMigrateCommand())
 	return root
 }
 

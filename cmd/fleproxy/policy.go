@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -114,8 +115,51 @@ type policyCheckReport struct {
 	Valid    bool            `json:"valid"`
 	Columns  []checkedColumn `json:"columns"`
 	Problems []string        `json:"problems"`
+	// Identities says, per identity of the policy, what it sees of each protected column.
+	Identities []identityView `json:"identities"`
 
 	allowMissing bool
+}
+
+// identityView is what callers matched by one identity see of each protected column.
+type identityView struct {
+	Identity string            `json:"identity"`
+	MayWrite bool              `json:"may_write"`
+	Sees     map[string]string `json:"sees"` // column -> clearance
+}
+
+// identityViews lists, per identity and then for cleared.roles and for callers matched by
+// nothing, the clearance of every column.
+func identityViews(pol *policy.Policy) []identityView {
+	var out []identityView
+	see := func(r *policy.Rule, col *policy.Column) string {
+		with := pol.Sees(r, col, true)
+		without := pol.Sees(r, col, false)
+		if with != without {
+			return fmt.Sprintf("%s with a client certificate, %s without", with, without)
+		}
+		return with.String()
+	}
+	for _, r := range pol.Identities() {
+		v := identityView{Identity: r.Describe(), MayWrite: r.MayWrite(), Sees: map[string]string{}}
+		for _, c := range pol.Columns() {
+			v.Sees[c.Name.String()] = see(r, c)
+		}
+		out = append(out, v)
+	}
+	for _, role := range pol.ClearedRoles() {
+		v := identityView{Identity: fmt.Sprintf("role %s (cleared.roles, if no identity matches)", role), MayWrite: true, Sees: map[string]string{}}
+		for _, c := range pol.Columns() {
+			clr := pol.ClearanceFor(policy.Identity{Role: role}, c)
+			if cert := pol.ClearanceFor(policy.Identity{Role: role, TLS: true, Cert: &x509.Certificate{}}, c); cert != clr {
+				v.Sees[c.Name.String()] = fmt.Sprintf("%s with a client certificate, %s without", cert, clr)
+			} else {
+				v.Sees[c.Name.String()] = clr.String()
+			}
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 // checkedColumn is one protected column and whether its table exists.
@@ -148,7 +192,7 @@ func runPolicyCheck(ctx context.Context, e config.Encryption) (*policyCheckRepor
 	if err != nil {
 		return nil, err
 	}
-	rep := &policyCheckReport{Policy: pol.Source(), Database: db, Problems: []string{}, allowMissing: e.AllowMissingTables}
+	rep := &policyCheckReport{Policy: pol.Source(), Database: db, Problems: []string{}, allowMissing: e.AllowMissingTables, Identities: identityViews(pol)}
 	for _, c := range pol.Columns() {
 		rep.Columns = append(rep.Columns, checkedColumn{
 			Column: c.Name.String(), Schema: c.Name.Schema, Table: c.Name.Table, Name: c.Name.Column,
@@ -219,6 +263,21 @@ func (r *policyCheckReport) print(out io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	for _, v := range r.Identities {
+		write := "may write protected columns"
+		if !v.MayWrite {
+			write = "may not write protected columns"
+		}
+		fmt.Fprintf(out, "\n%s (%s) sees:\n", v.Identity, write)
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		for _, c := range r.Columns {
+			fmt.Fprintf(tw, "  %s\t%s\n", c.Column, v.Sees[c.Column])
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(out, "\nAnyone matched by no identity (and not in cleared.roles) sees ciphertext.")
 	var err error
 	if r.Valid {
 		_, err = fmt.Fprintln(out, "OK: the policy fits the database.")
@@ -323,7 +382,7 @@ func (e *plaintextError) Error() string {
 	}
 	return what + " values that are not fleproxy ciphertext (plaintext stored before the column was protected, " +
 		"or written without the proxy), so no constraint was added; encrypt the existing rows first " +
-		"(`fleproxy migrate encrypt`, coming in a later version), then run `fleproxy policy constraints --apply` again"
+		"(`fleproxy migrate encrypt --column …`), then run `fleproxy policy constraints --apply` again"
 }
 
 // runApplyConstraints is `policy constraints --apply`: it checks the policy against the database

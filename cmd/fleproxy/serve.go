@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -68,9 +71,29 @@ Flags override the configuration file, which also holds TLS and limits.`,
 					return err
 				}
 				defer enc.close()
-				if err := enc.enable(ctx, &pcfg, cfg.Encryption, log); err != nil {
+				audit, closeAudit, err := newAuditLogger(cfg.Audit)
+				if err != nil {
 					return err
 				}
+				defer closeAudit()
+				reload, err := enc.enable(ctx, &pcfg, cfg.Encryption, log, audit)
+				if err != nil {
+					return err
+				}
+				hup := make(chan os.Signal, 1)
+				signal.Notify(hup, syscall.SIGHUP)
+				defer signal.Stop(hup)
+				go func() {
+					for {
+						select {
+						case <-ctx.Done():
+							return
+						case <-hup:
+							log.Info().Msg("SIGHUP: reloading the policy")
+							reload()
+						}
+					}
+				}()
 			} else {
 				log.Warn().Msg("no encryption.policy configured: forwarding only, nothing is encrypted")
 			}
@@ -120,6 +143,26 @@ func proxyConfig(cfg config.Config, log zerolog.Logger) (proxy.Config, error) {
 	}, nil
 }
 
+// newAuditLogger opens the audit stream: JSON lines to stdout, stderr or a file (appended, mode
+// 0600). The returned function closes the file.
+func newAuditLogger(c config.Audit) (zerolog.Logger, func(), error) {
+	var w io.Writer
+	closeFn := func() {}
+	switch c.Output {
+	case "", "stdout":
+		w = os.Stdout
+	case "stderr":
+		w = os.Stderr
+	default:
+		f, err := os.OpenFile(c.Output, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return zerolog.Logger{}, nil, fmt.Errorf("audit.output: %w", err)
+		}
+		w, closeFn = f, func() { f.Close() }
+	}
+	return zerolog.New(w).With().Timestamp().Str("stream", "audit").Logger(), closeFn, nil
+}
+
 // newLogger builds the operational logger: JSON lines by default, a human console format on
 // request.
 func newLogger(w io.Writer, c config.Log) (zerolog.Logger, error) {
@@ -130,5 +173,6 @@ func newLogger(w io.Writer, c config.Log) (zerolog.Logger, error) {
 	if c.Format == "console" {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
 	}
-	return zerolog.New(w).Level(level).With().Timestamp().Logger(), nil
+	// Sessions log from many goroutines; w need not be safe for that (a test's buffer is not).
+	return zerolog.New(zerolog.SyncWriter(w)).Level(level).With().Timestamp().Logger(), nil
 }

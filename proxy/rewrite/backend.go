@@ -16,11 +16,15 @@ import (
 	"github.com/fleproxy/fleproxy/proxy/copyfmt"
 )
 
-// rowPlan says which fields of a result's rows this session decrypts.
+// rowPlan says which fields of a result's rows this session decrypts, masks or nulls.
 type rowPlan struct {
 	// fields[i] is the column of field i to decrypt, nil to pass through.
-	fields  []*columnCrypto
+	fields []*columnCrypto
+	// shown[i] is the clearance that decides what field i becomes: Plaintext, Mask or Null.
+	shown   []policy.Clearance
 	formats []int16
+	// revealed counts the values shown decrypted (plaintext or masked) since the last audit record.
+	revealed int64
 }
 
 // BackendNeedsBody reports whether a server message of type typ must be passed to Backend.
@@ -83,12 +87,22 @@ func (s *Session) Backend(typ byte, body []byte, client *bufio.Writer) error {
 	case 'C', 'I': // CommandComplete, EmptyQueryResponse
 		s.endResult()
 	case 's': // PortalSuspended
+		if plan := s.activePlan(); plan != nil && plan.revealed > 0 {
+			s.auditRevealed(s.head(), plan.columns(), plan.revealed)
+			plan.revealed = 0
+		}
 		s.pop()
 	case 'E':
 		body = s.errorResponse(body)
 	case 'Z':
 		s.readyForQuery()
 	case 'H': // CopyOutResponse
+		if col := s.copyOutDenied(); col != nil {
+			s.auditDenied(s.head(), col)
+			return s.refuseResult(&Error{Code: codeInsufficientPrivilege,
+				Message: fmt.Sprintf("%s may not read protected column %s", s.identityName(s.view()), col.Name),
+				Hint:    "leave the column out of the COPY; the policy denies it to this caller"}, client)
+		}
 		s.startCopyOut()
 	case 'd':
 		if s.be.copyOut != nil {
@@ -107,6 +121,10 @@ func (s *Session) Backend(typ byte, body []byte, client *bufio.Writer) error {
 			out, err := s.be.copyOut.Close(s.be.buf[:0])
 			s.be.buf = out[:0]
 			s.be.copyOut = nil
+			if s.be.copyRevealed > 0 {
+				s.auditRevealed(s.head(), s.be.copyColumns, s.be.copyRevealed)
+				s.be.copyRevealed = 0
+			}
 			if err != nil {
 				return s.failResult(err, client)
 			}
@@ -128,8 +146,13 @@ func (s *Session) Backend(typ byte, body []byte, client *bufio.Writer) error {
 
 // endResult closes the result of an Execute or of one statement of a Query.
 func (s *Session) endResult() {
+	plan := s.activePlan()
 	s.be.current = nil
 	h := s.head()
+	if plan != nil && plan.revealed > 0 {
+		s.auditRevealed(h, plan.columns(), plan.revealed)
+		plan.revealed = 0
+	}
 	if h == nil {
 		return
 	}
@@ -151,11 +174,16 @@ func (s *Session) readyForQuery() {
 			break
 		}
 	}
+	if s.be.scsAnswered > 0 {
+		// Any ParameterStatus for standard_conforming_strings came before this ReadyForQuery.
+		s.scsUnknown.Add(-s.be.scsAnswered)
+		s.be.scsAnswered = 0
+	}
 	if s.be.refresh {
 		s.be.refresh = false
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := s.env.catalog.Refresh(ctx); err != nil {
+		if err := s.view().env.catalog.Refresh(ctx); err != nil {
 			s.log.Warn().Err(err).Msg("catalog refresh after DDL failed; protected columns keep their previous attribution")
 		}
 	}
@@ -206,8 +234,17 @@ func (s *Session) parameterDescription(body []byte) []byte {
 // rowDescription resolves a result's fields, shows the logical type of each field the caller
 // may read in plaintext, and keeps the plan for the DataRows that follow.
 func (s *Session) rowDescription(body []byte, client *bufio.Writer) error {
-	plan, rewritten := s.planRows(body)
+	plan, rewritten, denied := s.planRows(body)
 	h := s.head()
+	if denied != nil {
+		if h != nil && h.kind == 'D' {
+			s.pop()
+		}
+		s.auditDenied(h, denied)
+		return s.refuseResult(&Error{Code: codeInsufficientPrivilege,
+			Message: fmt.Sprintf("%s may not read protected column %s", s.identityName(s.view()), denied.Name),
+			Hint:    "leave the column out of the query; the policy denies it to this caller"}, client)
+	}
 	switch {
 	case h != nil && h.kind == 'D':
 		s.pop()
@@ -231,45 +268,66 @@ func (s *Session) rowDescription(body []byte, client *bufio.Writer) error {
 }
 
 // planRows returns the decoding plan for a RowDescription and the description to send, or nil
-// and nil when no field is one this session may read in plaintext.
-func (s *Session) planRows(body []byte) (*rowPlan, []byte) {
+// and nil when no field is one this session sees other than as ciphertext; denied is set when the
+// result holds a column the policy denies to this session.
+func (s *Session) planRows(body []byte) (plan *rowPlan, rewritten []byte, denied *policy.Column) {
 	var msg pgproto3.RowDescription
 	if err := msg.Decode(body); err != nil {
-		return nil, nil
+		return nil, nil, nil
 	}
-	var plan *rowPlan
+	v := s.view()
 	for i := range msg.Fields {
 		f := &msg.Fields[i]
 		if f.TableOID == 0 {
 			continue
 		}
-		col, ok := s.env.catalog.Lookup(f.TableOID, int16(f.TableAttributeNumber))
-		if !ok || s.clearance(col) != policy.Plaintext {
+		col, ok := v.env.catalog.Lookup(f.TableOID, int16(f.TableAttributeNumber))
+		if !ok {
 			continue
 		}
-		cc := s.env.columns[col]
+		clearance := v.clearances[col]
+		switch clearance {
+		case policy.Deny:
+			return nil, nil, col
+		case policy.Plaintext, policy.Mask, policy.Null:
+		default:
+			continue
+		}
+		cc := v.env.columns[col]
 		if cc == nil {
 			continue
 		}
 		if plan == nil {
-			plan = &rowPlan{fields: make([]*columnCrypto, len(msg.Fields)), formats: make([]int16, len(msg.Fields))}
+			n := len(msg.Fields)
+			plan = &rowPlan{fields: make([]*columnCrypto, n), shown: make([]policy.Clearance, n), formats: make([]int16, n)}
 			for j := range msg.Fields {
 				plan.formats[j] = msg.Fields[j].Format
 			}
 		}
-		plan.fields[i] = cc
+		plan.fields[i], plan.shown[i] = cc, clearance
 		f.DataTypeOID = cc.typ.OID
 		f.DataTypeSize = cc.typ.Len
 		f.TypeModifier = cc.typ.Typmod
 	}
 	if plan == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	out, err := msg.Encode(nil)
 	if err != nil {
-		return nil, nil
+		return nil, nil, nil
 	}
-	return plan, out[5:]
+	return plan, out[5:], nil
+}
+
+// columns lists the protected columns a plan shows decrypted, for the audit log.
+func (p *rowPlan) columns() []string {
+	var cols []string
+	for i, cc := range p.fields {
+		if cc != nil && p.shown[i] != policy.Null {
+			cols = append(cols, cc.col.Name.String())
+		}
+	}
+	return cols
 }
 
 // dataRow decrypts the protected fields of one DataRow: an int16 field count, then per field an
@@ -307,14 +365,23 @@ func (s *Session) dataRow(plan *rowPlan, body []byte, client *bufio.Writer) erro
 			out = append(out, v...)
 			continue
 		}
+		if plan.shown[i] == policy.Null {
+			out = binary.BigEndian.AppendUint32(out, ^uint32(0))
+			continue
+		}
 		lenAt := len(out)
 		out = append(out, 0, 0, 0, 0)
 		var err error
-		out, err = cc.appendDecrypted(out, plan.formats[i], v, sess)
+		if plan.shown[i] == policy.Mask {
+			out, err = cc.appendMasked(out, plan.formats[i], v, sess)
+		} else {
+			out, err = cc.appendDecrypted(out, plan.formats[i], v, sess)
+		}
 		if err != nil {
 			s.be.buf = out[:0]
 			return s.failResult(fmt.Errorf("column %s: %w", cc.col.Name, err), client)
 		}
+		plan.revealed++
 		binary.BigEndian.PutUint32(out[lenAt:], uint32(len(out)-lenAt-4))
 	}
 	s.be.buf = out[:0]
@@ -331,7 +398,12 @@ func (s *Session) failResult(err error, client *bufio.Writer) error {
 		code, hint = codeInternalError, ""
 	}
 	s.log.Warn().Str("sqlstate", code).Err(err).Msg("result aborted")
-	e := &Error{Code: code, Message: err.Error(), Hint: hint}
+	return s.refuseResult(&Error{Code: code, Message: err.Error(), Hint: hint}, client)
+}
+
+// refuseResult sends e in place of the rest of a result and drops what the server sends until
+// ReadyForQuery.
+func (s *Session) refuseResult(e *Error, client *bufio.Writer) error {
 	s.be.discard = true
 	s.be.current = nil
 	s.be.copyOut = nil
@@ -361,22 +433,51 @@ func (s *Session) startCopyOut() {
 	s.be.copyOut = t
 }
 
+// copyOutDenied returns a column of the COPY TO starting now that the policy denies to this
+// session, or nil.
+func (s *Session) copyOutDenied() *policy.Column {
+	h := s.head()
+	if h == nil || len(h.copyOuts) == 0 {
+		return nil
+	}
+	v := s.view()
+	for _, f := range h.copyOuts[0].Fields {
+		if f.Column == nil {
+			continue
+		}
+		if cc := s.crypto(*f.Column); cc != nil && v.clearances[cc.col] == policy.Deny {
+			return cc.col
+		}
+	}
+	return nil
+}
+
 // newCopyOut returns a transformer that decrypts the fields of c this session may read, or nil
 // if there are none.
 func (s *Session) newCopyOut(c *analyze.Copy) (*copyfmt.Transformer, error) {
 	fields := make([]bool, len(c.Fields))
 	crypto := make([]*columnCrypto, len(c.Fields))
+	shown := make([]policy.Clearance, len(c.Fields))
+	var names []string
+	v := s.view()
 	any := false
 	for i, f := range c.Fields {
 		if f.Column == nil {
 			continue
 		}
 		cc := s.crypto(*f.Column)
-		if cc == nil || s.clearance(cc.col) != policy.Plaintext {
+		if cc == nil {
 			continue
 		}
-		fields[i], crypto[i], any = true, cc, true
+		switch clr := v.clearances[cc.col]; clr {
+		case policy.Plaintext, policy.Mask, policy.Null:
+			fields[i], crypto[i], shown[i], any = true, cc, clr, true
+			if clr != policy.Null {
+				names = append(names, cc.col.Name.String())
+			}
+		}
 	}
+	s.be.copyColumns = names
 	if !any {
 		return nil, nil
 	}
@@ -388,12 +489,22 @@ func (s *Session) newCopyOut(c *analyze.Copy) (*copyfmt.Transformer, error) {
 		if value == nil {
 			return nil, nil
 		}
+		if shown[field] == policy.Null {
+			return nil, nil
+		}
 		sess, done := s.readSettings()
 		defer done()
-		out, err := crypto[field].appendDecrypted(nil, format, value, sess)
+		var out []byte
+		var err error
+		if shown[field] == policy.Mask {
+			out, err = crypto[field].appendMasked(nil, format, value, sess)
+		} else {
+			out, err = crypto[field].appendDecrypted(nil, format, value, sess)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("COPY row %d, column %s: %w", row, crypto[field].col.Name, err)
 		}
+		s.be.copyRevealed++
 		return out, nil
 	})
 }

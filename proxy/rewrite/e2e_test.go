@@ -272,6 +272,20 @@ func TestFailClosed(t *testing.T) {
 	if err := us.QueryRow(ctx, "select count(*) from people").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("rows after refusals: %d %v", n, err)
 	}
+	// Code that runs in the server, and renames, would take protected columns out of sight.
+	for _, sql := range []string{
+		"create procedure leak(x text) language sql as $$ insert into people (id, email) values (1, x) $$",
+		"create function bad() returns void language plpgsql as $$ begin update people set email = 'x'; end $$",
+		"create trigger tr before insert on people for each row execute function nosuch()",
+		"alter table people rename to persons",
+		"alter table people rename column email to mail",
+	} {
+		_, err := us.Exec(ctx, sql)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "0A000" || !strings.Contains(pe.Message, "people") {
+			t.Errorf("%s: want 0A000 naming people, got %v", sql, err)
+		}
+	}
 	// IS NULL on a protected column is allowed.
 	if err := us.QueryRow(ctx, "select count(*) from people where email is null").Scan(&n); err != nil {
 		t.Fatal(err)
@@ -370,13 +384,41 @@ func TestLoopholes(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Code != "0A000" || !strings.Contains(pe.Message, "standard_conforming_strings") {
 		t.Fatalf("with standard_conforming_strings off: want 0A000, got %v", err)
 	}
+	// A query string that starts with SET does not get the rest through.
+	_, err = us.Exec(ctx, `set application_name = 'a'; insert into people (id, note, email) values (4, '\', DEFAULT) -- ', 'scs-plaintext@example.com')`, pgx.QueryExecModeSimpleProtocol)
+	if !errors.As(err, &pe) || pe.Code != "0A000" {
+		t.Fatalf("multi-statement string starting with SET: want 0A000, got %v", err)
+	}
 	if _, err := us.Exec(ctx, "set standard_conforming_strings = on", pgx.QueryExecModeSimpleProtocol); err != nil {
 		t.Fatal(err)
+	}
+	// Turned off inside a pipeline, before the server's report of it comes back.
+	batch := &pgconn.Batch{}
+	batch.ExecParams("set standard_conforming_strings = off", nil, nil, nil, nil)
+	batch.ExecParams(`insert into people (id, note, email) values (5, '\', DEFAULT) -- ', 'pipeline-plaintext@example.com')`, nil, nil, nil, nil)
+	_, err = us.PgConn().ExecBatch(ctx, batch).ReadAll()
+	if !errors.As(err, &pe) || pe.Code != "0A000" {
+		t.Fatalf("standard_conforming_strings turned off in a pipeline: want 0A000, got %v", err)
+	}
+	if _, err := us.Exec(ctx, "set standard_conforming_strings = on", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	// EXPLAIN ANALYZE EXECUTE runs the statement like EXECUTE.
+	_, err = us.Exec(ctx, "explain analyze execute ins(6, 'explain-plaintext@example.com')", pgx.QueryExecModeSimpleProtocol)
+	if !errors.As(err, &pe) || pe.Code != "0A000" {
+		t.Fatalf("EXPLAIN ANALYZE EXECUTE: want 0A000, got %v", err)
+	}
+	// COPY with an ENCODING option under any of its names.
+	for _, enc := range []string{"win932", "Shift_JIS", "big-5", "LATIN1"} {
+		_, err := us.PgConn().CopyFrom(ctx, strings.NewReader("7|copy-plaintext@example.com\n"), "copy people (id, email) from stdin with (delimiter '|', encoding '"+enc+"')")
+		if err == nil || !strings.Contains(err.Error(), "ENCODING") {
+			t.Fatalf("COPY with encoding %s: %v", enc, err)
+		}
 	}
 	if _, err := us.Exec(ctx, "insert into people (id, email) values (3, 'back-on@example.com')"); err != nil {
 		t.Fatal(err)
 	}
-	f.assertNoPlaintextAtRest("people", "execute-plaintext@example.com", "scs-plaintext@example.com", "back-on@example.com")
+	f.assertNoPlaintextAtRest("people", "execute-plaintext@example.com", "scs-plaintext@example.com", "back-on@example.com", "pipeline-plaintext@example.com", "explain-plaintext@example.com", "copy-plaintext@example.com")
 }
 
 // TestIdentityIsTheAuthenticatedRole checks that what a client can claim does not clear it: an

@@ -21,6 +21,7 @@ type Env struct {
 	policy  *policy.Policy
 	columns map[*policy.Column]*columnCrypto
 	log     zerolog.Logger
+	audit   zerolog.Logger
 }
 
 // columnCrypto is what the proxy needs to encrypt or decrypt one protected column.
@@ -33,9 +34,10 @@ type columnCrypto struct {
 
 // NewEnv prepares a cipher for every column of the catalog's policy. It fails if a keyring the
 // policy names does not exist or cannot be unwrapped, or a logical type is unknown to the codecs.
-func NewEnv(ctx context.Context, cat *catalog.Cache, km *keys.Manager, log zerolog.Logger) (*Env, error) {
+// audit receives the audit records (see audit.go); zerolog.Nop() discards them.
+func NewEnv(ctx context.Context, cat *catalog.Cache, km *keys.Manager, log, audit zerolog.Logger) (*Env, error) {
 	pol := cat.Policy()
-	env := &Env{catalog: cat, policy: pol, columns: make(map[*policy.Column]*columnCrypto), log: log}
+	env := &Env{catalog: cat, policy: pol, columns: make(map[*policy.Column]*columnCrypto), log: log, audit: audit}
 	for _, col := range pol.Columns() {
 		if col.Mode != policy.ModeRandomized {
 			return nil, fmt.Errorf("column %s: mode %s is not supported yet", col.Name, col.Mode)

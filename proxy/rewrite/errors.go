@@ -21,11 +21,13 @@ func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
 // SQLSTATE codes the rewriter reports.
 const (
-	codeFeatureNotSupported = "0A000"
-	codeSyntaxError         = "42601"
-	codeDataCorrupted       = "XX001"
-	codeInternalError       = "XX000"
-	codeQueryCanceled       = "57014"
+	codeFeatureNotSupported   = "0A000"
+	codeSyntaxError           = "42601"
+	codeDataCorrupted         = "XX001"
+	codeInternalError         = "XX000"
+	codeQueryCanceled         = "57014"
+	codeInsufficientPrivilege = "42501"
+	codeProtocolViolation     = "08P01"
 )
 
 // response encodes e as an ErrorResponse body with severity ERROR.

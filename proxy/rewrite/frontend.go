@@ -64,8 +64,13 @@ func (s *Session) Frontend(typ byte, body []byte, up *bufio.Writer) error {
 // analyzeSQL maps the protected values of sql. A statement that cannot name a protected table
 // (analyze.MayTouch) is not parsed at all.
 func (s *Session) analyzeSQL(sql string) (*statement, *Error) {
-	st := &statement{}
-	if s.nonStandardStrings.Load() && !isSettingStatement(sql) {
+	v := s.follow()
+	st := &statement{sql: sql}
+	if s.scsTouched(sql) {
+		// The server may answer with standard_conforming_strings off; until it has said so,
+		// the statements sent after this one are refused (see nonStandardStrings).
+		st.scs = true
+	} else if (s.nonStandardStrings.Load() || s.scsUnknown.Load() > 0) && !isSettingStatement(sql) {
 		// The analyzer reads string constants as the server does with
 		// standard_conforming_strings on; with it off, backslashes change where a constant ends,
 		// so a value could pass unseen.
@@ -73,11 +78,11 @@ func (s *Session) analyzeSQL(sql string) (*statement, *Error) {
 			Message: "standard_conforming_strings is off, so the proxy cannot read string constants as the server would",
 			Hint:    "SET standard_conforming_strings = on (the default since PostgreSQL 9.1)"}
 	}
-	if !analyze.MayTouch(sql, s.env.catalog.IsProtectedTableName) {
+	if !analyze.MayTouch(sql, v.env.catalog.IsProtectedTableName) {
 		st.reads = containsFold(sql, "fetch")
 		return st, nil
 	}
-	plan, err := analyze.Analyze(sql, schema{s.env.catalog})
+	plan, err := analyze.Analyze(sql, schema{v.env.catalog})
 	if err != nil {
 		return nil, analysisError(err)
 	}
@@ -93,6 +98,13 @@ func (s *Session) analyzeSQL(sql string) (*statement, *Error) {
 				return nil, &Error{Code: codeFeatureNotSupported,
 					Message: fmt.Sprintf("EXECUTE %s: its parameters are written into protected columns and would be sent as plaintext constants", ps.Execute),
 					Hint:    "bind the prepared statement with the extended query protocol (Bind/Execute) instead"}
+			}
+		}
+		if !v.mayWrite {
+			if col, writes := writesProtected(ps); writes {
+				return nil, &Error{Code: codeInsufficientPrivilege,
+					Message: fmt.Sprintf("%s may not write protected column %s", s.identityName(v), col),
+					Hint:    "the policy's identities decide who may write protected columns"}
 			}
 		}
 		if c := ps.Copy; c != nil {
@@ -120,11 +132,12 @@ func (s *Session) analyzeSQL(sql string) (*statement, *Error) {
 
 // crypto returns the cipher of a protected column named by the analyzer.
 func (s *Session) crypto(col analyze.Column) *columnCrypto {
-	pc, ok := s.env.policy.Column(col.Schema, col.Table, col.Name)
+	env := s.view().env
+	pc, ok := env.policy.Column(col.Schema, col.Table, col.Name)
 	if !ok {
 		return nil
 	}
-	return s.env.columns[pc]
+	return env.columns[pc]
 }
 
 func analysisError(err error) *Error {
@@ -190,14 +203,19 @@ func (s *Session) query(body []byte, up *bufio.Writer) error {
 		sql, rerr = s.rewriteSQL(st, sql)
 	}
 	if rerr != nil {
+		s.auditRefusal(sql, rerr)
 		s.push(&pending{kind: 'Q', reject: rerr})
 		return writeMessage(up, 'Q', []byte("fleproxy_rejected\x00"))
 	}
 	if rerr = s.startCopyIn(st); rerr != nil {
+		s.auditRefusal(sql, rerr)
 		s.push(&pending{kind: 'Q', reject: rerr})
 		return writeMessage(up, 'Q', []byte("fleproxy_rejected\x00"))
 	}
-	p := &pending{kind: 'Q', stmt: st, ddl: st.ddl}
+	p := &pending{kind: 'Q', stmt: st, ddl: st.ddl, scs: st.scs}
+	if st.scs {
+		s.scsUnknown.Add(1)
+	}
 	if st.copyOut != nil {
 		p.copyOuts = []*analyze.Copy{st.copyOut}
 	}
@@ -218,6 +236,7 @@ func (s *Session) parse(body []byte, up *bufio.Writer) error {
 		sql, rerr = s.rewriteSQL(st, msg.Query)
 	}
 	if rerr != nil {
+		s.auditRefusal(msg.Query, rerr)
 		delete(s.fe.statements, msg.Name)
 		s.push(&pending{kind: 'P', name: msg.Name, reject: rerr})
 		bad := pgproto3.Parse{Name: msg.Name, Query: "fleproxy_rejected"}
@@ -252,6 +271,8 @@ func (s *Session) bind(body []byte, up *bufio.Writer) error {
 		s.push(&pending{kind: 'B'})
 		return writeMessage(up, 'B', body)
 	}
+	// Every execution follows a reloaded policy, including that of a statement prepared before.
+	s.follow()
 	st := s.fe.statements[stmtName]
 	s.fe.portals[portal] = st
 	if st == nil || (len(st.params) == 0 && !s.describesPortals(st)) {
@@ -265,6 +286,7 @@ func (s *Session) bind(body []byte, up *bufio.Writer) error {
 			return writeMessage(up, 'B', body)
 		}
 		if rerr := s.encryptParams(&msg, st); rerr != nil {
+			s.auditRefusal(st.sql, rerr)
 			s.push(&pending{kind: 'B', name: portal, reject: rerr})
 			bad := pgproto3.Bind{DestinationPortal: portal, PreparedStatement: rejectedStatement}
 			out, _ := bad.Encode(nil)
@@ -298,12 +320,35 @@ func (s *Session) bind(body []byte, up *bufio.Writer) error {
 // describesPortals reports whether the proxy must describe each portal of st itself: when the
 // caller may see plaintext of some column and st may return one.
 func (s *Session) describesPortals(st *statement) bool {
-	return st.reads && s.decrypts
+	return st.reads && s.view().decrypts
+}
+
+// writesProtected reports whether a statement writes a value into a protected column, and one
+// such column.
+func writesProtected(ps *analyze.Statement) (analyze.Column, bool) {
+	for _, col := range ps.Params {
+		return col, true
+	}
+	for _, l := range ps.Literals {
+		return l.Column, true
+	}
+	if c := ps.Copy; c != nil && c.Direction == analyze.CopyIn {
+		for _, f := range c.Fields {
+			if f.Column != nil {
+				return *f.Column, true
+			}
+		}
+	}
+	return analyze.Column{}, false
 }
 
 // encryptParams replaces each protected parameter by its ciphertext, sent in binary format.
 func (s *Session) encryptParams(msg *pgproto3.Bind, st *statement) *Error {
 	n := len(msg.Parameters)
+	if k := len(msg.ParameterFormatCodes); k > 1 && k != n {
+		// PostgreSQL protocol §55.7, Bind: zero, one, or one format code per parameter.
+		return &Error{Code: codeProtocolViolation, Message: fmt.Sprintf("bind message has %d parameter formats but %d parameters", k, n)}
+	}
 	formats := make([]int16, n)
 	for i := range formats {
 		switch len(msg.ParameterFormatCodes) {
@@ -358,6 +403,10 @@ func (s *Session) execute(body []byte, up *bufio.Writer) error {
 	if st := s.fe.portals[portal]; st != nil {
 		p.ddl = st.ddl
 		p.stmt = st
+		if st.scs {
+			p.scs = true
+			s.scsUnknown.Add(1)
+		}
 		if st.copyOut != nil {
 			p.copyOuts = []*analyze.Copy{st.copyOut}
 		}
@@ -449,8 +498,11 @@ func (s *Session) startCopyIn(st *statement) *Error {
 	s.settingsMu.RLock()
 	enc := strings.ToUpper(s.clientEncoding)
 	s.settingsMu.RUnlock()
-	if byteUnsafeEncodings[enc] || byteUnsafeEncodings[strings.ToUpper(st.copyIn.Encoding)] {
+	if byteUnsafeEncodings[enc] {
 		return &Error{Code: codeFeatureNotSupported, Message: "COPY into protected columns in client encoding " + enc + ", whose characters can contain ASCII bytes", Hint: "use client_encoding UTF8 for the COPY"}
+	}
+	if e := st.copyIn.Encoding; e != "" && !isUTF8Name(e) {
+		return &Error{Code: codeFeatureNotSupported, Message: fmt.Sprintf("COPY into protected columns with ENCODING '%s': the proxy reads COPY data only as UTF-8", e), Hint: "leave out the ENCODING option, or convert the data to UTF-8"}
 	}
 	t, err := s.newCopyIn(st.copyIn)
 	if err != nil {
@@ -534,6 +586,18 @@ func copyOptions(c *analyze.Copy) copyfmt.Options {
 	return o
 }
 
+// isUTF8Name reports whether an encoding name means UTF-8, comparing as PostgreSQL's
+// clean_encoding_name does (letters and digits only, case-insensitive; src/common/encnames.c).
+func isUTF8Name(name string) bool {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String() == "utf8" || b.String() == "unicode"
+}
+
 // byteUnsafeEncodings are the client encodings whose multibyte characters may contain ASCII bytes
 // such as a delimiter or a backslash, so COPY data in them cannot be split into fields byte by
 // byte (PostgreSQL §24.3.1, "Supported Character Sets": the client-only encodings).
@@ -561,11 +625,22 @@ func twoCStrings(b []byte) (string, string, bool) {
 	return string(b[:i]), string(b[i+1 : i+1+j]), true
 }
 
-// isSettingStatement reports whether sql is a SET, RESET or SHOW, the statements allowed while
-// standard_conforming_strings is off (so that it can be turned back on).
+// isSettingStatement reports whether sql is one SET, RESET or SHOW statement without quotes or
+// semicolons inside, the only statements allowed while standard_conforming_strings is off (so
+// that it can be turned back on): with backslashes read as escapes the proxy cannot even tell
+// where a quoted string ends, so anything more is refused.
 func isSettingStatement(sql string) bool {
-	f := strings.Fields(strings.ToLower(sql))
+	body := strings.TrimRight(strings.TrimSpace(sql), ";")
+	if strings.ContainsAny(body, ";'\"$\\") || strings.Contains(body, "--") || strings.Contains(body, "/*") {
+		return false
+	}
+	f := strings.Fields(strings.ToLower(body))
 	return len(f) > 0 && (f[0] == "set" || f[0] == "reset" || f[0] == "show")
+}
+
+// scsTouched reports whether sql may change standard_conforming_strings (SET, set_config, …).
+func (s *Session) scsTouched(sql string) bool {
+	return containsFold(sql, "standard_conforming_strings")
 }
 
 func containsFold(s, sub string) bool {

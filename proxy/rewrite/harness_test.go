@@ -33,6 +33,9 @@ const (
 	usPassword = "us-secret"
 	sgRole     = "sg_operator"
 	sgPassword = "sg-secret"
+	// auditorRole is cleared for masks and nulls of some columns and denied one.
+	auditorRole     = "auditor"
+	auditorPassword = "auditor-secret"
 )
 
 var rolesOnce sync.Once
@@ -53,10 +56,16 @@ type fixture struct {
 // policyYAML (cleared role us_service).
 func newFixture(t *testing.T, schema, policyYAML string) *fixture {
 	t.Helper()
+	return newFixtureWith(t, schema, policyYAML, nil)
+}
+
+// newFixtureWith is newFixture with a hook to adjust the proxy's configuration (TLS, …).
+func newFixtureWith(t *testing.T, schema, policyYAML string, mutate func(*proxy.Config)) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	rolesOnce.Do(func() {
 		su := connectT(t, cluster.ConnString("postgres", "", "postgres"))
-		for _, r := range [][2]string{{usRole, usPassword}, {sgRole, sgPassword}} {
+		for _, r := range [][2]string{{usRole, usPassword}, {sgRole, sgPassword}, {auditorRole, auditorPassword}} {
 			if _, err := su.Exec(ctx, fmt.Sprintf("create role %s login password '%s'", r[0], r[1])); err != nil {
 				t.Fatal(err)
 			}
@@ -74,7 +83,7 @@ func newFixture(t *testing.T, schema, policyYAML string) *fixture {
 	if _, err := admin.Exec(ctx, schema); err != nil {
 		t.Fatalf("schema: %v", err)
 	}
-	if _, err := admin.Exec(ctx, fmt.Sprintf("grant all on all tables in schema public to %s, %s; grant usage, create on schema public to %s, %s", usRole, sgRole, usRole, sgRole)); err != nil {
+	if _, err := admin.Exec(ctx, fmt.Sprintf("grant all on all tables in schema public to %[1]s, %[2]s, %[3]s; grant usage, create on schema public to %[1]s, %[2]s, %[3]s", usRole, sgRole, auditorRole)); err != nil {
 		t.Fatal(err)
 	}
 	pol, err := policy.Parse([]byte(policyYAML), "test-policy.yaml")
@@ -106,18 +115,23 @@ func newFixture(t *testing.T, schema, policyYAML string) *fixture {
 	}
 	logs := &pgtest.LogBuffer{}
 	log := zerolog.New(logs).Level(zerolog.DebugLevel)
-	env, err := rewrite.NewEnv(ctx, cat, km, log)
+	audit := zerolog.New(logs).With().Str("stream", "audit").Logger()
+	env, err := rewrite.NewEnv(ctx, cat, km, log, audit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := proxy.NewServer(proxy.Config{
+	pcfg := proxy.Config{
 		UpstreamAddr:    cluster.Addr(),
 		ShutdownTimeout: 2 * time.Second,
 		Logger:          log,
-		NewInterceptor: func(id proxy.Identity, params map[string]string, l zerolog.Logger) (proxy.Interceptor, error) {
-			return rewrite.NewSession(env, policy.Identity{Role: id.Role}, params, l), nil
+		NewInterceptor: func(si proxy.SessionInfo) (proxy.Interceptor, error) {
+			return rewrite.NewSession(rewrite.Static(env), rewrite.SessionInfo{ID: si.ID, Identity: policyIdentity(si.Identity), Params: si.Params, Log: si.Log}), nil
 		},
-	})
+	}
+	if mutate != nil {
+		mutate(&pcfg)
+	}
+	srv, err := proxy.NewServer(pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,3 +204,16 @@ func (f *fixture) assertNotLogged(plaintexts ...string) {
 func connectT(t testing.TB, cs string) *pgx.Conn { return pgtest.Connect(t, cs) }
 
 func ctxT(t testing.TB) context.Context { return pgtest.Context(t) }
+
+// policyIdentity keeps the verified facts of a proxy identity that the policy matches on, as
+// fleproxy serve does.
+func policyIdentity(id proxy.Identity) policy.Identity {
+	pid := policy.Identity{Role: id.Role, TLS: id.TLS}
+	if id.Source.IsValid() {
+		pid.Source = id.Source.Addr().Unmap()
+	}
+	if len(id.ClientCert) > 0 {
+		pid.Cert = id.ClientCert[0]
+	}
+	return pid
+}

@@ -13,21 +13,51 @@ import (
 	"github.com/fleproxy/fleproxy/proxy/copyfmt"
 )
 
+// EnvSource gives the Env sessions should use now; a policy reload swaps it. Sessions pick up a
+// new Env at their next Query or Parse; prepared statements keep the Env they were prepared under.
+type EnvSource interface {
+	Env() *Env
+}
+
+// Static is an EnvSource that never changes.
+func Static(env *Env) EnvSource { return staticEnv{env} }
+
+type staticEnv struct{ env *Env }
+
+func (s staticEnv) Env() *Env { return s.env }
+
+// SessionInfo describes the session a rewriter is made for.
+type SessionInfo struct {
+	// ID is the connection id, as in the operational and audit logs.
+	ID uint64
+	// Identity holds the verified facts about the caller.
+	Identity policy.Identity
+	// Params are the StartupMessage parameters and the ParameterStatus values seen during
+	// start-up, which set how values are written as text (DateStyle, TimeZone, …).
+	Params map[string]string
+	// Log is the session's operational logger.
+	Log zerolog.Logger
+}
+
 // Session is the encryption layer of one client connection. Its Frontend methods must be called
 // from one goroutine (the client→database pump) and its Backend methods from one other (the
-// database→client pump); they share only the response queue and the session settings.
+// database→client pump); they share only the response queue, the session settings and the
+// current view of the policy.
 type Session struct {
-	env      *Env
+	src      EnvSource
+	id       uint64
 	identity policy.Identity
 	log      zerolog.Logger
-	// decrypts reports that the policy clears this session for at least one column.
-	decrypts bool
+	cur      atomic.Pointer[view]
 
 	settingsMu     sync.RWMutex
 	settings       codec.Session
 	clientEncoding string
-	// nonStandardStrings is set while the server reports standard_conforming_strings off.
+	// nonStandardStrings is set while the server reports standard_conforming_strings off;
+	// scsUnknown from when a statement that may change it is sent until the server's next
+	// ReadyForQuery, which comes after any ParameterStatus it causes.
 	nonStandardStrings atomic.Bool
+	scsUnknown         atomic.Int64
 
 	queueMu sync.Mutex
 	queue   []*pending
@@ -36,23 +66,57 @@ type Session struct {
 	be backendState
 }
 
-// NewSession starts the encryption layer of a session whose verified identity is id. params are
-// the StartupMessage parameters and the ParameterStatus values seen during start-up, which set
-// the session settings that text formats depend on (DateStyle, TimeZone, …).
-func NewSession(env *Env, id policy.Identity, params map[string]string, log zerolog.Logger) *Session {
-	s := &Session{env: env, identity: id, log: log}
-	for name, value := range params {
+// view is what one Env means for this session's identity, worked out once per Env.
+type view struct {
+	env        *Env
+	rule       *policy.Rule
+	clearances map[*policy.Column]policy.Clearance
+	// decrypts reports that some column is shown to this session decrypted (plaintext or mask).
+	decrypts bool
+	mayWrite bool
+}
+
+// NewSession starts the encryption layer of a session.
+func NewSession(src EnvSource, info SessionInfo) *Session {
+	s := &Session{src: src, id: info.ID, identity: info.Identity, log: info.Log}
+	for name, value := range info.Params {
 		s.setting(name, value)
-	}
-	for col := range env.columns {
-		if s.clearance(col) == policy.Plaintext {
-			s.decrypts = true
-		}
 	}
 	s.fe.statements = make(map[string]*statement)
 	s.fe.portals = make(map[string]*statement)
 	s.be.portals = make(map[string]*rowPlan)
+	v := s.newView(src.Env())
+	s.cur.Store(v)
+	s.auditSession(v)
 	return s
+}
+
+func (s *Session) newView(env *Env) *view {
+	pol := env.policy
+	v := &view{env: env, rule: pol.Match(s.identity), clearances: make(map[*policy.Column]policy.Clearance, len(env.columns)), mayWrite: pol.MayWrite(s.identity)}
+	for col := range env.columns {
+		c := pol.ClearanceFor(s.identity, col)
+		v.clearances[col] = c
+		if c == policy.Plaintext || c == policy.Mask {
+			v.decrypts = true
+		}
+	}
+	return v
+}
+
+// view returns the session's current view of the policy.
+func (s *Session) view() *view { return s.cur.Load() }
+
+// follow switches the session to the current Env if the policy was reloaded. Called by the
+// frontend side at each Query and Parse.
+func (s *Session) follow() *view {
+	v := s.cur.Load()
+	if env := s.src.Env(); env != v.env {
+		v = s.newView(env)
+		s.cur.Store(v)
+		s.auditSession(v)
+	}
+	return v
 }
 
 // setting records a session setting reported by the server (ParameterStatus) or sent at start-up.
@@ -68,11 +132,6 @@ func (s *Session) setting(name, value string) {
 	s.settingsMu.Unlock()
 }
 
-// clearance returns what this session may see of col.
-func (s *Session) clearance(col *policy.Column) policy.Clearance {
-	return s.env.policy.ClearanceFor(s.identity, col)
-}
-
 // readSettings runs f with the session settings held for reading.
 func (s *Session) readSettings() (*codec.Session, func()) {
 	s.settingsMu.RLock()
@@ -81,6 +140,8 @@ func (s *Session) readSettings() (*codec.Session, func()) {
 
 // statement is what the proxy knows of a prepared statement (or of a simple Query).
 type statement struct {
+	// sql is the statement text as the client sent it, for the audit log's fingerprint.
+	sql  string
 	plan *analyze.Plan
 	// params maps a 0-based parameter index to the column it is written into.
 	params map[int]*columnCrypto
@@ -93,6 +154,8 @@ type statement struct {
 	ddl bool
 	// copies counts the COPY statements with protected fields.
 	copies int
+	// scs marks a statement that may change standard_conforming_strings.
+	scs bool
 }
 
 // pending is one request the server will answer, in the order sent.
@@ -110,6 +173,9 @@ type pending struct {
 	// copyOuts lists the COPY TO STDOUT with protected fields that this request runs, in order.
 	copyOuts []*analyze.Copy
 	ddl      bool
+	// scs marks a request that may change standard_conforming_strings: it counts in
+	// Session.scsUnknown until the ReadyForQuery that follows its answer.
+	scs bool
 }
 
 func (s *Session) push(p *pending) {
@@ -137,6 +203,9 @@ func (s *Session) pop() *pending {
 	p := s.queue[0]
 	s.queue[0] = nil
 	s.queue = s.queue[1:]
+	if p.scs {
+		s.be.scsAnswered++
+	}
 	return p
 }
 
@@ -146,6 +215,9 @@ func (s *Session) skipToSync() {
 	s.queueMu.Lock()
 	defer s.queueMu.Unlock()
 	for len(s.queue) > 0 && s.queue[0].kind != 'S' && s.queue[0].kind != 'Q' && s.queue[0].kind != 'F' {
+		if s.queue[0].scs {
+			s.be.scsAnswered++
+		}
 		s.queue[0] = nil
 		s.queue = s.queue[1:]
 	}
@@ -170,14 +242,20 @@ type backendState struct {
 	current *rowPlan
 	// portals are the plans of portals the proxy has described.
 	portals map[string]*rowPlan
-	// copyOut rewrites the data of a COPY TO STDOUT in progress.
-	copyOut *copyfmt.Transformer
+	// copyOut rewrites the data of a COPY TO STDOUT in progress; copyRevealed counts the values
+	// it showed decrypted, of copyColumns.
+	copyOut      *copyfmt.Transformer
+	copyRevealed int64
+	copyColumns  []string
 	// discard drops every message up to ReadyForQuery after the proxy reported an error
 	// in the middle of a result.
 	discard bool
 	// refresh asks for a catalog refresh at the next ReadyForQuery.
 	refresh bool
-	buf     []byte
+	// scsAnswered counts answered requests that may have changed standard_conforming_strings;
+	// the next ReadyForQuery settles them.
+	scsAnswered int64
+	buf         []byte
 }
 
 // writeMessage writes one regular protocol message.

@@ -62,6 +62,15 @@ var errDecrypt = errors.New("value failed to decrypt")
 // appendDecrypted decrypts a stored value received in wire format and appends the plaintext in
 // the same format, as the logical type.
 func (cc *columnCrypto) appendDecrypted(dst []byte, format int16, stored []byte, sess *codec.Session) ([]byte, error) {
+	plain, err := cc.decryptCanonical(format, stored)
+	if err != nil {
+		return dst, err
+	}
+	return codec.AppendWire(dst, cc.typ, format, plain, sess)
+}
+
+// decryptCanonical decrypts a stored value received in wire format to its canonical plaintext.
+func (cc *columnCrypto) decryptCanonical(format int16, stored []byte) ([]byte, error) {
 	var raw []byte
 	var err error
 	switch {
@@ -73,17 +82,17 @@ func (cc *columnCrypto) appendDecrypted(dst []byte, format int16, stored []byte,
 		raw = stored
 	}
 	if err != nil {
-		return dst, fmt.Errorf("%w: %w", errDecrypt, err)
+		return nil, fmt.Errorf("%w: %w", errDecrypt, err)
 	}
 	plain, err := cc.cipher.Decrypt(raw)
 	if err != nil {
 		var de *keys.DecryptError
 		if errors.As(err, &de) {
-			return dst, fmt.Errorf("%w: %s", errDecrypt, de.Reason)
+			return nil, fmt.Errorf("%w: %s", errDecrypt, de.Reason)
 		}
-		return dst, fmt.Errorf("%w: %w", errDecrypt, err)
+		return nil, fmt.Errorf("%w: %w", errDecrypt, err)
 	}
-	return codec.AppendWire(dst, cc.typ, format, plain, sess)
+	return plain, nil
 }
 
 // decodeByteaHex decodes bytea's hex text format, \x followed by hex digits (PostgreSQL §8.4.1).
@@ -97,4 +106,16 @@ func decodeByteaHex(s []byte) ([]byte, error) {
 		return nil, errors.New("malformed bytea hex value")
 	}
 	return out, nil
+}
+
+// appendMasked decrypts a stored value and appends the column's mask of it (policy clearance
+// "mask"): only text-like logical types have masks (the policy refuses others), whose canonical
+// plaintext is the text itself.
+func (cc *columnCrypto) appendMasked(dst []byte, format int16, stored []byte, sess *codec.Session) ([]byte, error) {
+	plain, err := cc.decryptCanonical(format, stored)
+	if err != nil {
+		return dst, err
+	}
+	masked := cc.col.MaskText(string(plain))
+	return codec.AppendWire(dst, cc.typ, format, []byte(masked), sess)
 }

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fleproxy/fleproxy/internal/pgtest"
+)
+
+// reloadPolicy clears role app for plaintext of note_t, or not.
+func reloadPolicy(cleared bool) string {
+	p := testPolicy
+	if cleared {
+		p += "cleared:\n  roles: [app]\n"
+	}
+	return p
+}
+
+// TestServeReloadsPolicyOnSIGHUP runs `fleproxy serve` with a policy, reloads a changed policy
+// with SIGHUP (new statements of an open session and new sessions follow it, the session is not
+// dropped), and checks that an invalid policy is refused with the running one kept. The audit
+// stream records the sessions, the plaintext revealed and the reloads, without values.
+func TestServeReloadsPolicyOnSIGHUP(t *testing.T) {
+	ctx := testContext(t)
+	env := newAdminEnv(t, ctx, "serve_reload")
+	mustRun(t, ctx, "keys", "init", "--config", env.config)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	policyFile := filepath.Join(env.dir, "config.yaml.policy")
+	auditFile := filepath.Join(env.dir, "audit.log")
+	cfg, err := os.ReadFile(env.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(env.dir, "serve.yaml")
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf("listen: %s\nupstream:\n  address: %s\naudit:\n  output: %s\n%s  refresh_interval: 1s\n", addr, testCluster.Addr(), auditFile, cfg)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { _, err := runCLI(t, sctx, "serve", "--config", cfgFile, "--log-level", "debug"); done <- err }()
+	t.Cleanup(func() { stop(); <-done })
+
+	u := url.URL{Scheme: "postgres", Host: addr, Path: "/" + env.db, User: url.UserPassword(pgtest.AppUser, pgtest.AppPassword), RawQuery: "sslmode=disable"}
+	var conn *pgx.Conn
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if conn, err = pgx.Connect(ctx, u.String()); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy did not come up: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "insert into secrets (id, note_t) values (1, 'reload-canary')"); err != nil {
+		t.Fatal(err)
+	}
+	read := func(c *pgx.Conn) string {
+		t.Helper()
+		var v string
+		if err := c.QueryRow(ctx, "select note_t from secrets where id = 1").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if v := read(conn); !strings.HasPrefix(v, "fle1:") {
+		t.Fatalf("before the reload: %q", v)
+	}
+
+	if err := os.WriteFile(policyFile, []byte(reloadPolicy(true)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil := time.Now().Add(10 * time.Second)
+	for read(conn) != "reload-canary" {
+		if time.Now().After(waitUntil) {
+			t.Fatal("the open session did not follow the reloaded policy")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// An invalid policy is refused; the running one stays.
+	if err := os.WriteFile(policyFile, []byte("version: 1\ncolumns:\n  - column: public.secrets.nope\n    type: text\n    key: pii\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	fresh, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close(ctx)
+	if v := read(fresh); v != "reload-canary" {
+		t.Fatalf("after a failed reload a new session reads %q", v)
+	}
+	if v := read(conn); v != "reload-canary" {
+		t.Fatalf("after a failed reload the open session reads %q", v)
+	}
+
+	audit, err := os.ReadFile(auditFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"event":"session"`, `"event":"policy_reloaded"`, `"event":"policy_reload_failed"`, `"event":"plaintext"`, `"columns":["public.secrets.note_t"]`} {
+		if !strings.Contains(string(audit), want) {
+			t.Errorf("audit log lacks %s:\n%s", want, audit)
+		}
+	}
+	if strings.Contains(string(audit), "reload-canary") {
+		t.Fatal("a value reached the audit log")
+	}
+}
+
+// TestPolicyCheckPerIdentity prints what each identity sees of each column.
+func TestPolicyCheckPerIdentity(t *testing.T) {
+	ctx := testContext(t)
+	env := newAdminEnv(t, ctx, "check_identities")
+	cfg := env.writeConfig(t, "ids.yaml", testPolicy+`require_mtls_for_plaintext: true
+identities:
+  - name: reader
+    match: {roles: [app]}
+    clearance: {default: plaintext, columns: {public.secrets.note_b: deny}}
+    write: false
+`, "")
+	out := mustRun(t, ctx, "policy", "check", "--config", cfg)
+	for _, want := range []string{`identity "reader"`, "may not write protected columns", "public.secrets.note_b  deny", "plaintext with a client certificate, ciphertext without"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("policy check output lacks %q:\n%s", want, out)
+		}
+	}
+}
