@@ -17,7 +17,10 @@ import (
 const maxRotateAttempts = 8
 
 // Manager creates, rotates, unwraps and caches keyrings, and hands out
-// [ColumnCipher] capabilities. It reads and writes keyrings through a
+// [ColumnCipher] capabilities. It also runs the rest of the key life cycle
+// (lifecycle.go): [Manager.Rewrap] after a KEK rotation, [Manager.Retire]
+// and [Manager.Enable] for single data keys, and [Manager.Destroy] for
+// crypto-shredding a keyring. It reads and writes keyrings through a
 // [Store] and wraps them with a [KEK]. Unwrapped keyrings live only in the
 // Manager's memory; call [Manager.Refresh] periodically so rotations made by
 // other replicas or admin commands take effect (and deleted keyrings stop

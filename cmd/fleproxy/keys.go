@@ -87,7 +87,8 @@ No command prints key material.`,
 		Args: cobra.NoArgs,
 	}
 	flags.register(cmd)
-	cmd.AddCommand(newKeysInitCommand(&flags), newKeysListCommand(&flags), newKeysRotateCommand(&flags), newKeysReencryptCommand(&flags))
+	cmd.AddCommand(newKeysInitCommand(&flags), newKeysListCommand(&flags), newKeysRotateCommand(&flags), newKeysReencryptCommand(&flags),
+		newKeysRewrapCommand(&flags), newKeysRetireCommand(&flags), newKeysEnableCommand(&flags), newKeysDestroyCommand(&flags))
 	return cmd
 }
 
