@@ -150,3 +150,48 @@ identities:
 		}
 	}
 }
+
+// TestServeFailsWithoutVault starts `fleproxy serve` with a Vault KEK whose Vault cannot be
+// reached: it must stop with an error that says so, not serve without keys.
+func TestServeFailsWithoutVault(t *testing.T) {
+	ctx := testContext(t)
+	env := newAdminEnv(t, ctx, "serve_no_vault")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	tokenFile := filepath.Join(env.dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("s.not-a-real-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(env.dir, "novault.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
+upstream:
+  address: %s
+encryption:
+  policy: %q
+  service: %q
+  vault:
+    address: "http://%s"
+    key: fleproxy
+    timeout: 2s
+    auth:
+      method: token
+      token_file: %q
+`, testCluster.Addr(), filepath.Join(env.dir, "config.yaml.policy"), testCluster.ConnString(pgtest.AppUser, pgtest.AppPassword, env.db), dead, tokenFile)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = runCLI(t, ctx, "serve", "--config", cfg)
+	if err == nil || !strings.Contains(err.Error(), "Vault") || !strings.Contains(err.Error(), "unavailable") {
+		t.Fatalf("serve without Vault: %v", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("serve took %v to give up on Vault", d)
+	}
+	if strings.Contains(err.Error(), "not-a-real-token") {
+		t.Fatal("the token reached the error message")
+	}
+}
