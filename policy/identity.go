@@ -166,6 +166,12 @@ func matchURIs(cert *x509.Certificate, pats []sanPattern) bool {
 			continue
 		}
 		s := u.String()
+		if p := u.EscapedPath(); strings.Contains(p, "%") || slices.Contains(strings.Split(p, "/"), "..") || slices.Contains(strings.Split(p, "/"), ".") {
+			// Dot segments and percent-encoding would let a path that only starts with a
+			// cleared prefix point elsewhere (SPIFFE forbids both in IDs); such a URI matches
+			// nothing.
+			continue
+		}
 		for _, p := range pats {
 			if s == p.text || p.prefix && strings.HasPrefix(s, p.text) {
 				return true

@@ -356,3 +356,34 @@ cleared:
 		}
 	}
 }
+
+// TestSANURIDotSegments refuses URIs whose path could escape a cleared prefix.
+func TestSANURIDotSegments(t *testing.T) {
+	pol, err := Parse([]byte(`version: 1
+columns:
+  - {column: public.t.c, type: text, key: k}
+identities:
+  - name: us
+    match: {san_uri: ["spiffe://fle.test/us/*"]}
+    clearance: {default: plaintext}
+`), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for uri, want := range map[string]bool{
+		"spiffe://fle.test/us/billing":        true,
+		"spiffe://fle.test/us/../sg/x":        false,
+		"spiffe://fle.test/us/./x":            false,
+		"spiffe://fle.test/us/%2e%2e/sg":      false,
+		"spiffe://fle.test/us/billing%2Fsg/x": false,
+	} {
+		u, err := url.Parse(uri)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := Identity{TLS: true, Cert: &x509.Certificate{URIs: []*url.URL{u}}}
+		if got := pol.Match(id) != nil; got != want {
+			t.Errorf("%s: matched %v, want %v", uri, got, want)
+		}
+	}
+}

@@ -267,6 +267,10 @@ func (s *session) pump(cr *wire.Reader, cw *bufio.Writer, ur *wire.Reader, uw *b
 	_ = s.upstream.Close()
 	_ = s.client.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	berr := <-backendDone
+	if c, ok := s.rw.(interface{ Close() }); ok {
+		// Both directions have stopped: the interceptor may settle what it holds.
+		c.Close()
+	}
 	if s.ended.Load() != endFrontend {
 		return berr
 	}

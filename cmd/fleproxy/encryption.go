@@ -206,12 +206,20 @@ func (e *encryption) enable(ctx context.Context, pcfg *proxy.Config, c config.En
 			audit.Warn().Str("event", "policy_reload_failed").Str("policy", c.Policy).Msg("policy reload failed")
 			return
 		}
+		removed, added := columnChanges(envs.Env().Policy(), next.Policy())
 		stopRefresh()
 		refreshCtx, stopRefresh = context.WithCancel(ctx)
 		go refreshCatalog(refreshCtx, cat)
 		envs.p.Store(next)
-		log.Info().Str("policy", c.Policy).Int("protected_columns", len(next.Policy().Columns())).Msg("policy reloaded")
-		audit.Info().Str("event", "policy_reloaded").Str("policy", c.Policy).Msg("policy reloaded")
+		ev := log.Info()
+		if len(removed) > 0 {
+			// Values written to these columns from now on are stored as the client sends them.
+			ev = log.Warn()
+		}
+		ev.Str("policy", c.Policy).Int("protected_columns", len(next.Policy().Columns())).
+			Strs("columns_no_longer_protected", removed).Strs("columns_newly_protected", added).Msg("policy reloaded")
+		audit.Info().Str("event", "policy_reloaded").Str("policy", c.Policy).
+			Strs("columns_no_longer_protected", removed).Strs("columns_newly_protected", added).Msg("policy reloaded")
 	}
 	return reload, nil
 }
@@ -234,4 +242,23 @@ func (e *encryption) loadEnv(ctx context.Context, c config.Encryption, log, audi
 		return nil, nil, fmt.Errorf("policy %s: %w", c.Policy, err)
 	}
 	return env, cat, nil
+}
+
+// columnChanges lists the protected columns a reload drops and adds.
+func columnChanges(before, after *policy.Policy) (removed, added []string) {
+	in := func(p *policy.Policy, name policy.ColumnName) bool {
+		_, ok := p.Column(name.Schema, name.Table, name.Column)
+		return ok
+	}
+	for _, c := range before.Columns() {
+		if !in(after, c.Name) {
+			removed = append(removed, c.Name.String())
+		}
+	}
+	for _, c := range after.Columns() {
+		if !in(before, c.Name) {
+			added = append(added, c.Name.String())
+		}
+	}
+	return removed, added
 }

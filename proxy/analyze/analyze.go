@@ -87,6 +87,9 @@ type Statement struct {
 	// Copy describes a COPY between the client and a table with protected
 	// columns (FROM STDIN or TO STDOUT); nil otherwise.
 	Copy *Copy
+	// Writes lists the protected columns the statement writes a value into, NULL and DEFAULT
+	// included (for write permissions), in order of first appearance.
+	Writes []Column
 	// Execute is the name of the prepared statement an EXECUTE statement runs,
 	// "" otherwise. The proxy must reject it if that prepared statement has
 	// protected Params: EXECUTE passes them as plaintext literals.

@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -231,6 +232,9 @@ func (a *analyzer) insertSource(s *pg.SelectStmt, targets []*target, sc *scope) 
 func (a *analyzer) protectedValue(n *pg.Node, col Column, sameName string, sc *scope) {
 	if n == nil || a.failed() {
 		return
+	}
+	if !slices.Contains(a.st.Writes, col) {
+		a.st.Writes = append(a.st.Writes, col)
 	}
 	leaf, casts := castLeaf(n)
 	switch x := leaf.Node.(type) {

@@ -65,10 +65,10 @@ func (s *Session) auditRevealed(h *pending, cols []string, n int64) {
 // auditRefusal records a statement the proxy refused, in the audit stream and, without the
 // statement, in the operational log.
 func (s *Session) auditRefusal(sql string, e *Error) {
-	s.log.Info().Str("sqlstate", e.Code).Str("reason", e.Message).Msg("statement refused")
+	s.log.Info().Str("sqlstate", e.Code).Str("reason", e.logReason()).Msg("statement refused")
 	v := s.view()
 	v.env.audit.Warn().Str("event", "refused").Uint64("conn", s.id).Str("role", s.identity.Role).
-		Str("identity", s.identityName(v)).Str("sqlstate", e.Code).Str("reason", e.Message).
+		Str("identity", s.identityName(v)).Str("sqlstate", e.Code).Str("reason", e.logReason()).
 		Str("fingerprint", fingerprint(sql)).Msg("statement refused")
 }
 

@@ -25,6 +25,40 @@ type rowPlan struct {
 	formats []int16
 	// revealed counts the values shown decrypted (plaintext or masked) since the last audit record.
 	revealed int64
+	// view is the policy view the plan was made under; origins are the fields' (table OID,
+	// attribute number), to check the plan again after a reload.
+	view    *view
+	origins []origin
+}
+
+// origin is where a result field comes from (RowDescription, §55.7).
+type origin struct {
+	table  uint32
+	attnum int16
+}
+
+// stale reports whether a policy reload since the plan was made changes what some field of the
+// result must show this session: its rows can then no longer be sent as described.
+func (s *Session) stale(p *rowPlan) bool {
+	v := s.view()
+	if p.view == v {
+		return false
+	}
+	for i, o := range p.origins {
+		want := policy.Ciphertext
+		if col, ok := v.env.catalog.Lookup(o.table, o.attnum); ok && o.table != 0 {
+			want = v.clearances[col]
+		}
+		have := policy.Ciphertext
+		if p.fields[i] != nil {
+			have = p.shown[i]
+		}
+		if want != have {
+			return true
+		}
+	}
+	p.view = v
+	return false
 }
 
 // BackendNeedsBody reports whether a server message of type typ must be passed to Backend.
@@ -82,6 +116,11 @@ func (s *Session) Backend(typ byte, body []byte, client *bufio.Writer) error {
 		}
 	case 'D':
 		if plan := s.activePlan(); plan != nil {
+			if s.stale(plan) {
+				return s.refuseResult(&Error{Code: codeObjectNotInPrerequisiteState,
+					Message: "the policy was reloaded while this result was open and changes what it may show",
+					Hint:    "run the statement again"}, client)
+			}
 			return s.dataRow(plan, body, client)
 		}
 	case 'C', 'I': // CommandComplete, EmptyQueryResponse
@@ -144,6 +183,32 @@ func (s *Session) Backend(typ byte, body []byte, client *bufio.Writer) error {
 	return writeMessage(client, typ, body)
 }
 
+// auditOpenResult records the plaintext a result has revealed so far when it ends other than
+// normally: an error, a refusal, or the end of the session. Whatever ends a result, what was
+// sent is on record.
+func (s *Session) auditOpenResult() {
+	if plan := s.activePlan(); plan != nil && plan.revealed > 0 {
+		s.auditRevealed(s.head(), plan.columns(), plan.revealed)
+		plan.revealed = 0
+	}
+	if s.be.copyRevealed > 0 {
+		s.auditRevealed(s.head(), s.be.copyColumns, s.be.copyRevealed)
+		s.be.copyRevealed = 0
+	}
+}
+
+// Close records what the session's open result had revealed. The proxy calls it once both
+// directions have stopped.
+func (s *Session) Close() {
+	s.auditOpenResult()
+	for _, p := range s.be.portals {
+		if p != nil && p.revealed > 0 {
+			s.auditRevealed(nil, p.columns(), p.revealed)
+			p.revealed = 0
+		}
+	}
+}
+
 // endResult closes the result of an Execute or of one statement of a Query.
 func (s *Session) endResult() {
 	plan := s.activePlan()
@@ -192,6 +257,7 @@ func (s *Session) readyForQuery() {
 // errorResponse substitutes the proxy's error for the server's when the request was one the
 // proxy rejected, and follows the server in skipping to the next Sync.
 func (s *Session) errorResponse(body []byte) []byte {
+	s.auditOpenResult()
 	s.be.current = nil
 	s.be.copyOut = nil
 	h := s.head()
@@ -299,9 +365,10 @@ func (s *Session) planRows(body []byte) (plan *rowPlan, rewritten []byte, denied
 		}
 		if plan == nil {
 			n := len(msg.Fields)
-			plan = &rowPlan{fields: make([]*columnCrypto, n), shown: make([]policy.Clearance, n), formats: make([]int16, n)}
+			plan = &rowPlan{fields: make([]*columnCrypto, n), shown: make([]policy.Clearance, n), formats: make([]int16, n), view: v, origins: make([]origin, n)}
 			for j := range msg.Fields {
 				plan.formats[j] = msg.Fields[j].Format
+				plan.origins[j] = origin{msg.Fields[j].TableOID, int16(msg.Fields[j].TableAttributeNumber)}
 			}
 		}
 		plan.fields[i], plan.shown[i] = cc, clearance
@@ -404,6 +471,7 @@ func (s *Session) failResult(err error, client *bufio.Writer) error {
 // refuseResult sends e in place of the rest of a result and drops what the server sends until
 // ReadyForQuery.
 func (s *Session) refuseResult(e *Error, client *bufio.Writer) error {
+	s.auditOpenResult()
 	s.be.discard = true
 	s.be.current = nil
 	s.be.copyOut = nil

@@ -15,6 +15,17 @@ type Error struct {
 	Hint string
 	// Position is the 1-based character position in the query string, 0 if none.
 	Position int
+	// quotesInput marks a Message that may quote the statement's text (a parser's "at or near"):
+	// it goes to the client that sent the text, never to a log.
+	quotesInput bool
+}
+
+// logReason is what logs may say of e.
+func (e *Error) logReason() string {
+	if e.quotesInput {
+		return "statement text not shown (the parser's message quotes it)"
+	}
+	return e.Message
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -28,6 +39,8 @@ const (
 	codeQueryCanceled         = "57014"
 	codeInsufficientPrivilege = "42501"
 	codeProtocolViolation     = "08P01"
+	// codeObjectNotInPrerequisiteState (55000) reports a result the policy changed under.
+	codeObjectNotInPrerequisiteState = "55000"
 )
 
 // response encodes e as an ErrorResponse body with severity ERROR.

@@ -91,6 +91,13 @@ func (s *Session) analyzeSQL(sql string) (*statement, *Error) {
 	for i := range plan.Statements {
 		ps := &plan.Statements[i]
 		st.ddl = st.ddl || ps.DDL
+		if ps.Kind == "CopyStmt" && ps.Copy == nil && ps.Touches && v.restricts {
+			// COPY (query) TO: its fields cannot be attributed to columns, so null, mask and deny
+			// could not be applied to them.
+			return nil, &Error{Code: codeInsufficientPrivilege,
+				Message: fmt.Sprintf("COPY (query) over protected tables is not allowed for %s, whose policy nulls, masks or denies protected columns", s.identityName(v)),
+				Hint:    "run the query itself, or COPY the table with a column list"}
+		}
 		if ps.Execute != "" {
 			// SQL EXECUTE of a statement prepared by a Parse would send its parameters as plaintext
 			// constants, which the proxy cannot map.
@@ -147,7 +154,7 @@ func analysisError(err error) *Error {
 	case errors.As(err, &re):
 		return &Error{Code: re.SQLState, Message: strings.TrimPrefix(re.Error(), "fleproxy: "), Hint: re.Hint, Position: re.Position}
 	case errors.As(err, &pe):
-		return &Error{Code: codeSyntaxError, Message: "syntax error: " + pe.Detail, Position: pe.Position}
+		return &Error{Code: codeSyntaxError, Message: "syntax error: " + pe.Detail, Position: pe.Position, quotesInput: true}
 	}
 	return &Error{Code: codeFeatureNotSupported, Message: err.Error()}
 }
@@ -317,15 +324,19 @@ func (s *Session) bind(body []byte, up *bufio.Writer) error {
 	return nil
 }
 
-// describesPortals reports whether the proxy must describe each portal of st itself: when the
-// caller may see plaintext of some column and st may return one.
+// describesPortals reports whether the proxy must describe each portal of st itself: when st
+// may return a protected column that this caller sees other than as stored (decrypted, masked,
+// nulled or denied).
 func (s *Session) describesPortals(st *statement) bool {
-	return st.reads && s.view().decrypts
+	return st.reads && s.view().transforms
 }
 
 // writesProtected reports whether a statement writes a value into a protected column, and one
 // such column.
 func writesProtected(ps *analyze.Statement) (analyze.Column, bool) {
+	if len(ps.Writes) > 0 {
+		return ps.Writes[0], true
+	}
 	for _, col := range ps.Params {
 		return col, true
 	}

@@ -59,6 +59,7 @@ identities:
     clearance:
       default: ciphertext
       columns: {public.address.phone: mask, public.customer.email: "null", public.address.postal_code: deny}
+    write: false
   - name: everyone-else
     clearance: {default: ciphertext}
 `
@@ -423,5 +424,64 @@ func TestMaskNullDeny(t *testing.T) {
 	_, err := auditor.PgConn().CopyTo(ctx, &buf, "copy address (postal_code) to stdout")
 	if err == nil || strings.Contains(buf.String(), canaries[3]) {
 		t.Fatalf("COPY of a denied column: %q %v", buf.String(), err)
+	}
+	// COPY (query) cannot be attributed: refused for an identity with null, mask or deny.
+	buf.Reset()
+	if _, err := auditor.PgConn().CopyTo(ctx, &buf, "copy (select postal_code, phone from address) to stdout"); err == nil || strings.Contains(buf.String(), "fle1:") {
+		t.Fatalf("COPY (query) with restricted columns: %q %v", buf.String(), err)
+	}
+	// Without a certificate the mask becomes ciphertext, but null and deny still hold, also in
+	// the extended protocol where the client does not describe the portal.
+	plain := rt.conn(t, auditorRole, auditorPassword, nil, "127.0.0.1", nil)
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol} {
+		var email *string
+		if err := plain.QueryRow(ctx, "select email from customer where customer_id = 1", mode).Scan(&email); err != nil || email != nil {
+			t.Fatalf("%v: null clearance without decryption rights: %v %v", mode, email, err)
+		}
+		var zip string
+		err := plain.QueryRow(ctx, "select postal_code from address", mode).Scan(&zip)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "42501" {
+			t.Fatalf("%v: deny without decryption rights: %q %v", mode, zip, err)
+		}
+	}
+	// write: false covers erasing values too.
+	for _, sql := range []string{
+		"update address set phone = null where address_id = 1",
+		"update address set phone = default where address_id = 1",
+		"insert into address (address_id, address) values (1, 'x') on conflict (address_id) do update set phone = excluded.phone",
+	} {
+		_, err := auditor.Exec(ctx, sql)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "42501" {
+			t.Errorf("%s by a write: false identity: want 42501, got %v", sql, err)
+		}
+	}
+}
+
+// TestAuditRecordsResultsEndingInErrors reads plaintext with a statement that fails after the
+// first rows: what was sent must be on the audit record all the same.
+func TestAuditRecordsResultsEndingInErrors(t *testing.T) {
+	rt := newRedteam(t)
+	ctx := ctxT(t)
+	us := rt.conn(t, usRole, usPassword, &rt.goodCert, "127.0.0.1", nil)
+	if _, err := us.Exec(ctx, "insert into customer values (2, 'B', 'second@example.com', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+		before := strings.Count(rt.logs.String(), `"event":"plaintext"`)
+		rows, err := us.Query(ctx, "select email, 1 / (2 - customer_id) from customer", mode)
+		if err == nil {
+			for rows.Next() {
+			}
+			err = rows.Err()
+			rows.Close()
+		}
+		if err == nil {
+			t.Fatal("the statement did not fail")
+		}
+		if after := strings.Count(rt.logs.String(), `"event":"plaintext"`); after != before+1 {
+			t.Fatalf("%v: %d plaintext audit records for a result that ended in an error, want 1", mode, after-before)
+		}
 	}
 }

@@ -71,9 +71,15 @@ type view struct {
 	env        *Env
 	rule       *policy.Rule
 	clearances map[*policy.Column]policy.Clearance
-	// decrypts reports that some column is shown to this session decrypted (plaintext or mask).
-	decrypts bool
-	mayWrite bool
+	// decrypts reports that some column is shown to this session decrypted (plaintext or mask);
+	// transforms that some column is shown other than as stored (decrypted, masked, nulled or
+	// denied), so every result that may hold one needs a decoding plan.
+	decrypts   bool
+	transforms bool
+	// restricts reports a null, mask or deny clearance: values this session must not get even
+	// as ciphertext through paths the proxy cannot attribute.
+	restricts bool
+	mayWrite  bool
 }
 
 // NewSession starts the encryption layer of a session.
@@ -99,6 +105,12 @@ func (s *Session) newView(env *Env) *view {
 		v.clearances[col] = c
 		if c == policy.Plaintext || c == policy.Mask {
 			v.decrypts = true
+		}
+		if c != policy.Ciphertext {
+			v.transforms = true
+		}
+		if c == policy.Null || c == policy.Mask || c == policy.Deny {
+			v.restricts = true
 		}
 	}
 	return v
