@@ -82,7 +82,7 @@ func (s *Session) analyzeSQL(sql string) (*statement, *Error) {
 		st.reads = containsFold(sql, "fetch")
 		return st, nil
 	}
-	plan, err := analyze.Analyze(sql, schema{v.env.catalog})
+	plan, err := analyze.Analyze(sql, v.env.catalog.Schema())
 	if err != nil {
 		return nil, analysisError(err)
 	}

@@ -1,14 +1,14 @@
-package rewrite
+package catalog
 
 import (
 	"github.com/fleproxy/fleproxy/proxy/analyze"
-	"github.com/fleproxy/fleproxy/proxy/catalog"
 )
 
-// schema presents the catalog cache to the analyzer.
-type schema struct{ c *catalog.Cache }
+// Schema presents the cache to the SQL analyzer (analyze.Schema).
+func (c *Cache) Schema() analyze.Schema { return schema{c} }
 
-var _ analyze.Schema = schema{}
+// schema adapts a Cache to analyze.Schema.
+type schema struct{ c *Cache }
 
 // ProtectedColumns maps each protected column of schema.table to the policy column whose key
 // encrypts it (the parent's, for a partition). A column the catalog cannot attribute to exactly
