@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/fleproxy/fleproxy/internal/pgtest"
 )
@@ -193,5 +194,124 @@ encryption:
 	}
 	if strings.Contains(err.Error(), "not-a-real-token") {
 		t.Fatal("the token reached the error message")
+	}
+}
+
+// TestReloadRevokesOpenPortal keeps a portal open across a reload that revokes plaintext: its
+// next rows must not be sent decrypted.
+func TestReloadRevokesOpenPortal(t *testing.T) {
+	ctx := testContext(t)
+	env := newAdminEnv(t, ctx, "serve_reload_portal")
+	policyFile := filepath.Join(env.dir, "config.yaml.policy")
+	if err := os.WriteFile(policyFile, []byte(reloadPolicy(true)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, ctx, "keys", "init", "--config", env.config)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg, err := os.ReadFile(env.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(env.dir, "serve.yaml")
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf("listen: %s\nupstream:\n  address: %s\naudit:\n  output: %s\n%s", addr, testCluster.Addr(), filepath.Join(env.dir, "audit.log"), cfg)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { _, err := runCLI(t, sctx, "serve", "--config", cfgFile); done <- err }()
+	t.Cleanup(func() { stop(); <-done })
+
+	u := url.URL{Scheme: "postgres", Host: addr, Path: "/" + env.db, User: url.UserPassword(pgtest.AppUser, pgtest.AppPassword), RawQuery: "sslmode=disable"}
+	connect := func() *pgx.Conn {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			c, err := pgx.Connect(ctx, u.String())
+			if err == nil {
+				t.Cleanup(func() { c.Close(context.Background()) })
+				return c
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("connect: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	conn := connect()
+	for i := range 3 {
+		if _, err := conn.Exec(ctx, "insert into secrets (id, note_t) values ($1, $2)", i, fmt.Sprintf("portal-canary-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pc := conn.PgConn()
+	if _, err := pc.Exec(ctx, "begin").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	hj, err := pc.Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hj.Conn.Close()
+	fe := hj.Frontend
+	execute := func() (rows []string, code string) {
+		fe.Send(&pgproto3.Execute{MaxRows: 1})
+		fe.Send(&pgproto3.Flush{})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			m, err := fe.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch m := m.(type) {
+			case *pgproto3.DataRow:
+				rows = append(rows, string(m.Values[0]))
+			case *pgproto3.ErrorResponse:
+				return rows, m.Code
+			case *pgproto3.PortalSuspended, *pgproto3.CommandComplete:
+				return rows, ""
+			}
+		}
+	}
+	fe.Send(&pgproto3.Parse{Query: "select note_t from secrets order by id"})
+	fe.Send(&pgproto3.Bind{})
+	if rows, code := execute(); code != "" || len(rows) != 1 || rows[0] != "portal-canary-0" {
+		t.Fatalf("first row before the reload: %v %s", rows, code)
+	}
+
+	if err := os.WriteFile(policyFile, []byte(reloadPolicy(false)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	probe := connect()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var v string
+		if err := probe.QueryRow(ctx, "select note_t from secrets where id = 0").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(v, "fle1:") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reload did not take effect")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	rows, code := execute()
+	for _, r := range rows {
+		if strings.Contains(r, "portal-canary") {
+			t.Fatalf("the open portal sent plaintext after the reload revoked it: %v", rows)
+		}
+	}
+	if code != "55000" {
+		t.Fatalf("open portal after the reload: rows %v, code %q; want 55000", rows, code)
 	}
 }

@@ -40,7 +40,7 @@ type origin struct {
 // stale reports whether a policy reload since the plan was made changes what some field of the
 // result must show this session: its rows can then no longer be sent as described.
 func (s *Session) stale(p *rowPlan) bool {
-	v := s.view()
+	v := s.follow()
 	if p.view == v {
 		return false
 	}

@@ -119,16 +119,21 @@ func (s *Session) newView(env *Env) *view {
 // view returns the session's current view of the policy.
 func (s *Session) view() *view { return s.cur.Load() }
 
-// follow switches the session to the current Env if the policy was reloaded. Called by the
-// frontend side at each Query and Parse.
+// follow switches the session to the current Env if the policy was reloaded. The frontend side
+// calls it at each Query, Parse and Bind; the backend side before sending rows of a result
+// planned earlier. Safe for both goroutines: the first to notice a reload installs the new view.
 func (s *Session) follow() *view {
 	v := s.cur.Load()
-	if env := s.src.Env(); env != v.env {
-		v = s.newView(env)
-		s.cur.Store(v)
-		s.auditSession(v)
+	env := s.src.Env()
+	if env == v.env {
+		return v
 	}
-	return v
+	nv := s.newView(env)
+	if s.cur.CompareAndSwap(v, nv) {
+		s.auditSession(nv)
+		return nv
+	}
+	return s.cur.Load()
 }
 
 // setting records a session setting reported by the server (ParameterStatus) or sent at start-up.
