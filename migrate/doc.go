@@ -73,6 +73,34 @@
 // trigger that stamps a last-modified column stamps it); a job changes
 // nothing else.
 //
+// # Changing a column to bytea
+//
+// Encrypting for storage bytea needs a bytea column. A column of another
+// type (text, varchar, …) is refused with *NeedsAlterError, whose statement
+// changes it keeping each value's text as UTF-8 bytes (ALTER TABLE … TYPE
+// bytea USING convert_to(col::text, 'UTF8'); NULL stays NULL), which is how
+// a job then reads the values: as the text of the logical value. With
+// [Options.AlterType] the job runs that statement itself, under its
+// advisory lock and before the job starts, in one transaction that waits at
+// most 10s for the table lock (and otherwise fails, changing nothing):
+//
+//  1. find the views that use the column, and recursively the views over
+//     those (pg_depend, pg_rewrite), saving each one's definition
+//     (pg_get_viewdef), owner, options (security_barrier, check_option, …),
+//     comments, column comments and privileges, table and column;
+//  2. drop them, last dependent first (never CASCADE);
+//  3. ALTER TABLE … ALTER COLUMN … TYPE bytea;
+//  4. recreate them in dependency order, as they were.
+//
+// If anything else depends on the column or on those views (an index, a
+// constraint, a default, a rule, a trigger, a policy, a function with an SQL
+// body, a materialized view, whose data recreating would lose), or a view
+// cannot be recreated over the bytea column, the job returns
+// *DependentsError (or the error of the failing statement) naming it, and
+// the transaction changes nothing. Run again after a success, the job finds
+// the column bytea and simply runs or resumes. A dry run only checks that
+// the change is possible and reports it ([Report.TypeChange]).
+//
 // # Secrets
 //
 // Values are never logged, printed or put in errors. Errors and reports

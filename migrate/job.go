@@ -83,6 +83,13 @@ type Options struct {
 	// DryRun reads every row and counts what would change, and writes
 	// nothing: no value, no job row, no constraint, no schema.
 	DryRun bool
+	// AlterType lets an encrypt job whose policy stores ciphertext as bytea
+	// change a column that is not bytea to bytea first (the statement of
+	// *NeedsAlterError, which keeps each value's text as UTF-8 bytes), in
+	// one transaction that also drops and recreates the views using the
+	// column. Without it such a job returns *NeedsAlterError. A dry run only
+	// checks that the change is possible.
+	AlterType bool
 	// Progress, if set, is called after every batch and once at the end,
 	// from the goroutine that called Run.
 	Progress func(Progress)
@@ -213,6 +220,10 @@ type Report struct {
 	// Hint is the SQL the administrator may run next (after decrypting a
 	// bytea column: the ALTER TABLE that restores the logical type).
 	Hint string `json:"hint,omitempty"`
+	// TypeChange describes the change of the column to bytea this run made
+	// before the job started (Options.AlterType); for a dry run, the change
+	// it would make.
+	TypeChange *TypeChange `json:"type_change,omitempty"`
 	// Elapsed is the duration of this run.
 	Elapsed time.Duration `json:"elapsed_ns"`
 }
@@ -255,7 +266,8 @@ func (e *FailedRowsError) Error() string {
 // NeedsAlterError is returned when the column's type cannot hold the job's
 // result: encrypting for storage bytea a column that is not bytea. The
 // administrator runs Statement first (it rewrites the table, under an
-// exclusive lock).
+// exclusive lock), or runs the job with Options.AlterType, which does it
+// and recreates the views that use the column.
 type NeedsAlterError struct {
 	Column    string
 	Type      string
@@ -263,7 +275,7 @@ type NeedsAlterError struct {
 }
 
 func (e *NeedsAlterError) Error() string {
-	return fmt.Sprintf("migrate: column %s has type %s, but the policy stores its ciphertext as bytea: change the column to bytea first, keeping its text, with\n  %s\n(PostgreSQL refuses to change the type of a column that views or rules use: drop and recreate those around it), then run the job again",
+	return fmt.Sprintf("migrate: column %s has type %s, but the policy stores its ciphertext as bytea: change the column to bytea first, keeping its text, with\n  %s\n(PostgreSQL refuses to change the type of a column that views or rules use: drop and recreate those around it), then run the job again; or run the job with --alter-type, which does this in one transaction, dropping and recreating the views that use the column",
 		e.Column, e.Type, e.Statement)
 }
 

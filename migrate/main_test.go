@@ -71,6 +71,14 @@ columns:
     type: text
     key: pii
     storage: bytea
+  - column: public.docs.body
+    type: text
+    key: pii
+    storage: bytea
+  - column: public.blocked.secret
+    type: text
+    key: pii
+    storage: bytea
 `
 
 // peopleColumns are the protected columns of public.people.

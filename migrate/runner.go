@@ -74,6 +74,9 @@ type execution struct {
 	stmts statements
 	state jobState
 	rep   *Report
+	// alter is set when the column must be changed to bytea first
+	// (Options.AlterType).
+	alter *NeedsAlterError
 
 	runStart time.Time
 	runRows  int64 // rows read by this run
@@ -88,7 +91,9 @@ type execution struct {
 // *FailedRowsError when rows could not be converted (the pass finished; the
 // constraint was not added), an error wrapping ctx.Err() when cancelled,
 // ErrJobRunning when another process runs a job on the column,
-// *NeedsAlterError or *NoKeyError when the table needs changing first.
+// *NeedsAlterError (without Options.AlterType) or *NoKeyError when the
+// table needs changing first, *DependentsError when Options.AlterType cannot
+// change the column.
 func (r *Runner) Run(ctx context.Context, job Job, opts Options) (*Report, error) {
 	start := time.Now()
 	if err := job.validate(); err != nil {
@@ -104,6 +109,7 @@ func (r *Runner) Run(ctx context.Context, job Job, opts Options) (*Report, error
 	if err := x.setUp(ctx); err != nil {
 		return nil, err
 	}
+	var change *TypeChange
 	if !opts.DryRun {
 		if err := x.lock(ctx); err != nil {
 			return nil, err
@@ -112,7 +118,25 @@ func (r *Runner) Run(ctx context.Context, job Job, opts Options) (*Report, error
 		if err := EnsureSchema(ctx, conn); err != nil {
 			return nil, err
 		}
+		if x.alter != nil {
+			// Under the job's lock, before the job starts: change the column
+			// to bytea, then set up again for the bytea column.
+			if change, err = x.alterToBytea(ctx); err != nil {
+				return nil, err
+			}
+			if err := x.setUp(ctx); err != nil {
+				return nil, err
+			}
+			if x.alter != nil {
+				return nil, fmt.Errorf("migrate: job %s: column %s is still not bytea after changing its type", x.id, job.Column.Name)
+			}
+		}
+	} else if x.alter != nil {
+		if change, err = x.planAlter(ctx); err != nil {
+			return nil, err
+		}
 	}
+	x.rep.TypeChange = change
 	if err := x.prepare(ctx); err != nil {
 		return nil, err
 	}
@@ -129,8 +153,16 @@ func (x *execution) setUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	x.alter = nil
 	if err := checkStorage(x.job, t); err != nil {
-		return err
+		var na *NeedsAlterError
+		if !x.opts.AlterType || !errors.As(err, &na) {
+			return err
+		}
+		// Changed to bytea before the job starts (a dry run reads the values
+		// as they are, as the text the change keeps).
+		x.alter = na
+		t.maxChars = -1
 	}
 	if x.job.Kind == KindReencrypt {
 		// Pick up rotations made since the manager loaded the keyring.
@@ -432,20 +464,26 @@ func (x *execution) fillReport() {
 
 // retryable reports whether a batch that failed with err may simply be run
 // again: deadlock, serialization failure, lock timeout (PostgreSQL
-// appendix A, "Error Codes").
+// appendix A, "Error Codes"), a prepared statement outdated by a change of
+// the column's type.
 func retryable(err error) bool {
-	var code string
+	var code, msg string
 	var pe *pgconn.PgError
 	var de *DBError
 	switch {
 	case errors.As(err, &de):
-		code = de.Code
+		code, msg = de.Code, de.Message
 	case errors.As(err, &pe):
-		code = pe.Code
+		code, msg = pe.Code, pe.Message
 	}
 	switch code {
 	case "40001", "40P01", "55P03":
 		return true
+	case "0A000":
+		// A statement prepared on this connection before the column's type
+		// changed (Options.AlterType): pgx has dropped it from its cache, and
+		// prepares it again.
+		return strings.Contains(msg, "cached plan must not change result type")
 	}
 	return false
 }

@@ -26,6 +26,7 @@ type table struct {
 	relkind string // "r" or "p"
 
 	column   string // the protected column
+	attnum   int16  // its number
 	colType  string // format_type of the column, for messages
 	baseType uint32 // type OID, through one domain
 	// maxChars is the length limit of a varchar(n) column, or -1.
@@ -87,7 +88,6 @@ LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = $2`,
 		return nil, fmt.Errorf("migrate: column %s: table %s has inheritance children, whose keys need not be unique across the hierarchy; migrate each table of the hierarchy on its own is not supported", col.Name, t.name)
 	}
 
-	var attnum int16
 	var typmod int32
 	err = q.QueryRow(ctx, `
 SELECT a.attnum, pg_catalog.format_type(a.atttypid, a.atttypmod),
@@ -95,7 +95,7 @@ SELECT a.attnum, pg_catalog.format_type(a.atttypid, a.atttypmod),
        CASE WHEN ty.typtype = 'd' THEN ty.typtypmod ELSE a.atttypmod END
 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
 WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped`,
-		t.oid, t.column).Scan(&attnum, &t.colType, &t.baseType, &typmod)
+		t.oid, t.column).Scan(&t.attnum, &t.colType, &t.baseType, &typmod)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("migrate: column %s does not exist", col.Name)
 	}
@@ -122,7 +122,7 @@ WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indislive
   AND i.indexprs IS NULL AND i.indpred IS NULL AND k.ord <= i.indnkeyatts
 GROUP BY ic.relname, i.indisprimary, i.indnkeyatts
 HAVING bool_and(a.attnum IS NOT NULL)
-ORDER BY i.indisprimary DESC, i.indnkeyatts, ic.relname`, t.oid, attnum)
+ORDER BY i.indisprimary DESC, i.indnkeyatts, ic.relname`, t.oid, t.attnum)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: table %s: reading its indexes: %w", t.name, err)
 	}

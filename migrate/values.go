@@ -178,13 +178,7 @@ func checkStorage(job Job, t *table) error {
 			return nil
 		}
 		if job.Kind == KindEncrypt {
-			q := t.quotedColumn()
-			return &NeedsAlterError{
-				Column: col.Name.String(),
-				Type:   t.colType,
-				Statement: fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s TYPE bytea USING convert_to(%s::text, 'UTF8');",
-					t.ident(), q, q),
-			}
+			return &NeedsAlterError{Column: col.Name.String(), Type: t.colType, Statement: alterStatement(col, t)}
 		}
 		return fmt.Errorf("migrate: column %s has type %s, but the policy stores its ciphertext as bytea, so it cannot hold ciphertext", col.Name, t.colType)
 	case policy.StorageText:
@@ -194,6 +188,19 @@ func checkStorage(job Job, t *table) error {
 		return fmt.Errorf("migrate: column %s has type %s, but storage text needs a text or varchar column", col.Name, t.colType)
 	}
 	return fmt.Errorf("migrate: column %s: unknown storage %q", col.Name, col.Storage)
+}
+
+// alterStatement is the ALTER TABLE that makes the column bytea, keeping
+// what a job reads from it: the text of each value as UTF-8 bytes, which the
+// converter reads as the logical type's text form. A logical bytea is the
+// exception: in a bytea column the converter reads it as the bytes
+// themselves, so its text form is decoded by the cast.
+func alterStatement(col *policy.Column, t *table) string {
+	q := t.quotedColumn()
+	if col.Type == policy.TypeBytea {
+		return fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s TYPE bytea USING %s::text::bytea;", t.ident(), q, q)
+	}
+	return fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s TYPE bytea USING convert_to(%s::text, 'UTF8');", t.ident(), q, q)
 }
 
 // restoreHint is the SQL that gives a decrypted column its logical type

@@ -58,6 +58,7 @@ type jobFlags struct {
 	batchSize     int
 	rowsPerSecond float64
 	dryRun        bool
+	alterType     bool
 }
 
 func (j *jobFlags) register(cmd *cobra.Command, withKey bool) {
@@ -82,10 +83,19 @@ column (logical type, storage), then add the column's CHECK constraint (the one 
 ciphertext of the column, and NULLs, are left as they are.
 
 Run it once the proxy serves with the column in its policy, so that new writes arrive encrypted.
-Storage text keeps the column's type (text or varchar). For storage bytea the column must be bytea
-already: if it is not, the command prints the ALTER TABLE to run first, which keeps each value's
-text as UTF-8 bytes. Values that cannot be read as the logical type are listed by primary key and
-the constraint is not added; fix them and run the command again.`
+Storage text keeps the column's type (text or varchar). For storage bytea the column must be bytea:
+if it is not, the command prints the ALTER TABLE to run first, which keeps each value's text as
+UTF-8 bytes. With --alter-type the command runs it itself, before the job, in one transaction
+(waiting at most 10s for the table lock; the ALTER rewrites the table under an exclusive lock):
+it drops the views that use the column (and the views over those), changes the column and
+recreates the views with the same definitions, owners, options, comments and privileges. It
+refuses, changing nothing, when anything else depends on the column (an index, a constraint, a
+default, a rule, a trigger, a policy, a function body, a materialized view), and names it. Run
+again after a success, it finds the column bytea and just runs (or resumes) the job. With
+--dry-run it only checks that the change is possible.
+
+Values that cannot be read as the logical type are listed by primary key and the constraint is
+not added; fix them and run the command again.`
 	case migrate.KindDecrypt:
 		short = "Decrypt a protected column back to plaintext (roll back its protection)"
 		long = `Drop the column's CHECK constraint, then decrypt every ciphertext value of COLUMN back to the
@@ -112,6 +122,10 @@ new writes to it.`
 		},
 	}
 	jf.register(cmd, false)
+	if kind == migrate.KindEncrypt {
+		cmd.Flags().BoolVar(&jf.alterType, "alter-type", false,
+			"for storage bytea, change a column that is not bytea to bytea first, recreating the views that use it")
+	}
 	return cmd
 }
 
@@ -216,7 +230,8 @@ func runJobs(ctx context.Context, e config.Encryption, kind migrate.Kind, jf job
 		job := migrate.Job{Kind: kind, Column: col, Constraint: constraintName(col.Name.Table, col.Name.Column)}
 		pp := newProgressPrinter(progressOut)
 		rep, err := runner.Run(ctx, job, migrate.Options{
-			BatchSize: jf.batchSize, RowsPerSecond: jf.rowsPerSecond, DryRun: jf.dryRun, Progress: pp.report,
+			BatchSize: jf.batchSize, RowsPerSecond: jf.rowsPerSecond, DryRun: jf.dryRun, AlterType: jf.alterType,
+			Progress: pp.report,
 		})
 		pp.finish()
 		if rep != nil {
@@ -341,6 +356,16 @@ func printJobReport(out io.Writer, r *migrate.Report) error {
 		fmt.Fprintf(out, " (%d passes: plaintext was written behind the job, or the key rotated meanwhile)", r.Pass)
 	}
 	fmt.Fprintln(out)
+	if tc := r.TypeChange; tc != nil {
+		verb := "changed"
+		if r.DryRun {
+			verb = "would change"
+		}
+		fmt.Fprintf(out, "  %s the column from %s to bytea first: %s\n", verb, tc.From, tc.Statement)
+		if len(tc.Views) > 0 {
+			fmt.Fprintf(out, "  views dropped and recreated around it: %s\n", strings.Join(tc.Views, ", "))
+		}
+	}
 	fmt.Fprintf(out, "  rows identified by %s\n", r.Key)
 	current := map[migrate.Kind]string{
 		migrate.KindEncrypt: "already ciphertext", migrate.KindDecrypt: "already plaintext", migrate.KindReencrypt: "already under the primary key",
