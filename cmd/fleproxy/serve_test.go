@@ -315,3 +315,18 @@ func TestReloadRevokesOpenPortal(t *testing.T) {
 		t.Fatalf("open portal after the reload: rows %v, code %q; want 55000", rows, code)
 	}
 }
+
+// TestQuickstart runs the README's main command, the pagila quickstart, end to end.
+func TestQuickstart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	var out strings.Builder
+	if err := runDemo(ctx, &out, "../../examples/quickstart", "json"); err != nil {
+		t.Fatalf("quickstart: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"MARY.SMITH@sakilacustomer.org", "*******4290", "fle1:", "ERROR 23514", "ERROR 0A000"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("quickstart output lacks %q", want)
+		}
+	}
+}

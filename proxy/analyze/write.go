@@ -54,8 +54,6 @@ func (a *analyzer) stmt(n *pg.Node, sc *scope) []outCol {
 		a.doStmt(x.DoStmt)
 	case *pg.Node_CreateFunctionStmt:
 		a.functionBody(x.CreateFunctionStmt)
-	case *pg.Node_CreateTrigStmt:
-		a.trigger(x.CreateTrigStmt)
 	case *pg.Node_RenameStmt:
 		r := x.RenameStmt
 		a.rename(r.Relation, r.Subname, r.RenameType == pg.ObjectType_OBJECT_COLUMN)
