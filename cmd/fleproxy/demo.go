@@ -55,8 +55,9 @@ func newDemoCommand() *cobra.Command {
      address.address, address2, phone and postal_code;
   4. load the unmodified pagila schema and data through the proxy with psql;
   5. install the CHECK constraints that reject anything but ciphertext in those columns;
-  6. print the same rows as us_service and sg_operator see them through the proxy, and as they
-     are stored in the database.
+  6. print the same rows as us_service (mTLS: plaintext), us_support (masks), sg_operator and
+     us_service without its certificate (ciphertext) see them through the proxy, and as they are
+     stored in the database.
 
 Everything is removed at the end.`,
 		Args: cobra.NoArgs,
