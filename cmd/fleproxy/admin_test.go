@@ -238,6 +238,11 @@ func TestKeysWithoutStore(t *testing.T) {
 func TestPolicyCheck(t *testing.T) {
 	ctx := testContext(t)
 	env := newAdminEnv(t, ctx, "admin_check")
+	// Before any keyring exists, the check says what `serve` would fail on.
+	if _, err := runCLI(t, ctx, "policy", "check", "--config", env.config); err == nil || !strings.Contains(err.Error(), "fleproxy keys init") {
+		t.Errorf("policy check before keys init: %v", err)
+	}
+	mustRun(t, ctx, "keys", "init", "--config", env.config)
 
 	out := mustRun(t, ctx, "policy", "check", "--config", env.config)
 	for _, want := range []string{"public.secrets.note_b", "public.secrets.note_t", "bytea", "pii", "exists", "OK"} {
@@ -274,6 +279,7 @@ func TestPolicyCheck(t *testing.T) {
     type: int4
     key: other
 `, "  allow_missing_tables: true\n")
+	mustRun(t, ctx, "keys", "init", "--config", allowed)
 	out = mustRun(t, ctx, "policy", "check", "--config", allowed)
 	if !strings.Contains(out, "missing (allowed") || !strings.Contains(out, "OK") {
 		t.Errorf("policy check with allow_missing_tables does not show the missing table as allowed")

@@ -20,6 +20,7 @@ import (
 
 	"github.com/fleproxy/fleproxy/config"
 	"github.com/fleproxy/fleproxy/envelope"
+	"github.com/fleproxy/fleproxy/keys"
 	"github.com/fleproxy/fleproxy/policy"
 )
 
@@ -211,6 +212,12 @@ func runPolicyCheck(ctx context.Context, e config.Encryption) (*policyCheckRepor
 		}
 	default:
 		return nil, checkErr
+	}
+	// `serve` also needs a keyring for every key name: say so here rather than at start-up.
+	if missing := missingKeyrings(ctx, e, pool, pol); len(missing) > 0 {
+		rep.Valid = false
+		rep.Problems = append(rep.Problems, missing...)
+		checkErr = errors.Join(checkErr, errors.New(strings.Join(missing, "; ")))
 	}
 	return rep, checkErr
 }
@@ -551,4 +558,28 @@ func printConstraintResults(out io.Writer, plans []constraintPlan) error {
 			counts[constraintAdded], counts[constraintPresent], counts[constraintTableMissing])
 	}
 	return err
+}
+
+// missingKeyrings lists, as problems, the key names of pol that have no keyring in the store.
+func missingKeyrings(ctx context.Context, e config.Encryption, pool *pgxpool.Pool, pol *policy.Policy) []string {
+	store, err := openKeyStore(e, pool)
+	if err != nil {
+		return []string{fmt.Sprintf("key store: %v", err)}
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, c := range pol.Columns() {
+		if seen[c.Key] {
+			continue
+		}
+		seen[c.Key] = true
+		if _, err := store.Get(ctx, c.Key); err != nil {
+			if errors.Is(err, keys.ErrNotFound) {
+				out = append(out, fmt.Sprintf("keyring %q (used by %s) does not exist: create it with `fleproxy keys init`", c.Key, c.Name))
+			} else {
+				out = append(out, fmt.Sprintf("keyring %q (used by %s) cannot be read from the key store (run `fleproxy keys init` if it was never created): %v", c.Key, c.Name, err))
+			}
+		}
+	}
+	return out
 }

@@ -144,6 +144,7 @@ identities:
     clearance: {default: plaintext, columns: {public.secrets.note_b: deny}}
     write: false
 `, "")
+	mustRun(t, ctx, "keys", "init", "--config", cfg)
 	out := mustRun(t, ctx, "policy", "check", "--config", cfg)
 	for _, want := range []string{`identity "reader"`, "may not write protected columns", "public.secrets.note_b  deny", "plaintext with a client certificate, ciphertext without"} {
 		if !strings.Contains(out, want) {
