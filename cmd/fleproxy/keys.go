@@ -356,6 +356,16 @@ func runKeysInit(ctx context.Context, e config.Encryption) (*keysInitReport, err
 		kek = local
 		rep.KEK = kekReport{File: e.KEKFile, ID: local.ID(), Created: created, DevelopmentOnly: true}
 	}
+	// A KEK that cannot unwrap the keyrings already stored must not add new ones beside them.
+	existing, err := ks.store.List(ctx)
+	if err != nil {
+		return nil, ks.explain(err)
+	}
+	for _, r := range existing {
+		if r.KEKID != kek.ID() {
+			return nil, fmt.Errorf("keyring %q is wrapped by KEK %s, but the configured KEK is %s: nothing was created (configure the KEK that wrapped the existing keyrings)", r.Name, r.KEKID, kek.ID())
+		}
+	}
 	m := keys.NewManager(kek, ks.store)
 	for _, name := range names {
 		res, err := ensureKeyring(ctx, m, name, kinds[name])
