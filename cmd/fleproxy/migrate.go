@@ -223,6 +223,9 @@ func runJobs(ctx context.Context, e config.Encryption, kind migrate.Kind, jf job
 	if err != nil {
 		return err
 	}
+	if jf.batchSize < 1 || jf.rowsPerSecond < 0 {
+		return fmt.Errorf("--batch-size must be at least 1 and --rows-per-second not negative (0: no limit)")
+	}
 	runner := migrate.NewRunner(enc.pool, enc.keys)
 	reports := []*migrate.Report{}
 	var errs []error

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/fleproxy/fleproxy/keys"
 	"github.com/fleproxy/fleproxy/policy"
 	"github.com/fleproxy/fleproxy/proxy/analyze"
 	"github.com/fleproxy/fleproxy/proxy/copyfmt"
@@ -461,7 +462,11 @@ func (s *Session) dataRow(plan *rowPlan, body []byte, client *bufio.Writer) erro
 func (s *Session) failResult(err error, client *bufio.Writer) error {
 	code := codeDataCorrupted
 	hint := "the value was altered, copied from another column, or written under a key the proxy does not have"
-	if !errors.Is(err, errDecrypt) {
+	var de *keys.DecryptError
+	switch {
+	case errors.As(err, &de) && de.Reason == keys.DecryptKeyringUnavailable:
+		hint = "the column's keyring cannot be used (destroyed, or its KEK is unavailable)"
+	case !errors.Is(err, errDecrypt):
 		code, hint = codeInternalError, ""
 	}
 	s.log.Warn().Str("sqlstate", code).Err(err).Msg("result aborted")

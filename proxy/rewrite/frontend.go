@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/fleproxy/fleproxy/keys"
 	"github.com/fleproxy/fleproxy/proxy/analyze"
 	"github.com/fleproxy/fleproxy/proxy/codec"
 	"github.com/fleproxy/fleproxy/proxy/copyfmt"
@@ -194,7 +195,12 @@ func valueError(err error) *Error {
 		}
 		return &Error{Code: ce.Code, Message: msg}
 	}
-	return &Error{Code: codeInternalError, Message: err.Error()}
+	msg := strings.TrimPrefix(err.Error(), "fleproxy: ")
+	var de *keys.DecryptError
+	if errors.Is(err, keys.ErrDecrypt) || errors.As(err, &de) {
+		return &Error{Code: codeDataCorrupted, Message: msg, Hint: "the column's keyring cannot be used (destroyed, or its KEK is unavailable)"}
+	}
+	return &Error{Code: codeInternalError, Message: msg}
 }
 
 // query handles a simple Query (§55.2.2).

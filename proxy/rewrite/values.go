@@ -88,7 +88,7 @@ func (cc *columnCrypto) decryptCanonical(format int16, stored []byte) ([]byte, e
 	if err != nil {
 		var de *keys.DecryptError
 		if errors.As(err, &de) {
-			return nil, fmt.Errorf("%w: %s", errDecrypt, de.Reason)
+			return nil, fmt.Errorf("%w: %w", errDecrypt, de)
 		}
 		return nil, fmt.Errorf("%w: %w", errDecrypt, err)
 	}
