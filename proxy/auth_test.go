@@ -207,7 +207,7 @@ func TestPsqlOverTLS(t *testing.T) {
 		c.UpstreamTLS = &tls.Config{RootCAs: cluster.CA.Pool(), ServerName: "localhost", MinVersion: tls.VersionTLS12}
 	})
 	host, port, _ := net.SplitHostPort(h.addr)
-	cmd := exec.Command(cluster.Bin("psql"), "-X", "-At", "-c", "select ssl from pg_stat_ssl where pid = pg_backend_pid()",
+	cmd := exec.CommandContext(ctxT(t), cluster.Bin("psql"), "-X", "-At", "-c", "select ssl from pg_stat_ssl where pid = pg_backend_pid()",
 		"host="+host+" port="+port+" user=md5_user dbname=app sslmode=verify-full sslrootcert="+fx.caFile)
 	cmd.Env = append(os.Environ(), "PGPASSWORD=md5-secret")
 	out, err := cmd.CombinedOutput()

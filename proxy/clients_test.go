@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fleproxy/fleproxy/internal/pgtest"
 )
@@ -18,7 +20,9 @@ import (
 func psql(t *testing.T, addr, user, password, script string, args ...string) (string, int) {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(cluster.Bin("psql"), append([]string{"-X", "-h", host, "-p", port, "-U", user, "-d", pgtest.AppDatabase, "-v", "VERBOSITY=default"}, args...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cluster.Bin("psql"), append([]string{"-X", "-h", host, "-p", port, "-U", user, "-d", pgtest.AppDatabase, "-v", "VERBOSITY=default"}, args...)...)
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+password, "PGSSLMODE=disable", "PGCONNECT_TIMEOUT=10", "PGTZ=UTC")
 	cmd.Stdin = strings.NewReader(script)
 	cmd.Dir = t.TempDir()
@@ -77,7 +81,9 @@ func TestPgbench(t *testing.T) {
 	pgbench := func(t *testing.T, addr string, args ...string) string {
 		t.Helper()
 		host, port, _ := net.SplitHostPort(addr)
-		cmd := exec.Command(cluster.Bin("pgbench"), append([]string{"-h", host, "-p", port, "-U", pgtest.AppUser}, append(args, pgtest.AppDatabase)...)...)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, cluster.Bin("pgbench"), append([]string{"-h", host, "-p", port, "-U", pgtest.AppUser}, append(args, pgtest.AppDatabase)...)...)
 		cmd.Env = append(os.Environ(), "PGPASSWORD="+pgtest.AppPassword, "PGSSLMODE=disable")
 		out, err := cmd.CombinedOutput()
 		if err != nil {

@@ -303,9 +303,11 @@ func TestClientVanishes(t *testing.T) {
 	conn2 := connect(t, connString(h.addr, "app", "app-secret", "app", "application_name", "vanish_copy"))
 	pr, pw := io.Pipe()
 	copyDone := make(chan struct{})
+	copyCtx, stopCopy := context.WithCancel(context.Background())
+	defer stopCopy()
 	go func() {
 		defer close(copyDone)
-		_, _ = conn2.PgConn().CopyFrom(context.Background(), pr, "copy "+table+" from stdin")
+		_, _ = conn2.PgConn().CopyFrom(copyCtx, pr, "copy "+table+" from stdin")
 	}()
 	w := bufio.NewWriter(pw)
 	for i := range 1000 {
@@ -316,7 +318,12 @@ func TestClientVanishes(t *testing.T) {
 	waitFor(t, 5*time.Second, "the COPY to start", func() bool { return backendsFor(t, admin, "vanish_copy") == 1 })
 	_ = conn2.PgConn().Conn().Close()
 	pw.Close()
-	<-copyDone // the connection's cleanup must not race the COPY
+	stopCopy()
+	select { // the connection's cleanup must not race the COPY
+	case <-copyDone:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the client's COPY did not end after its connection was closed")
+	}
 
 	waitFor(t, 10*time.Second, "the upstream backends to go", func() bool {
 		return backendsFor(t, admin, "vanish_query")+backendsFor(t, admin, "vanish_copy") == 0

@@ -30,7 +30,7 @@ type session struct {
 
 	client net.Conn // *tls.Conn once TLS is negotiated
 
-	mu       sync.Mutex // guards upstream against abort from another goroutine
+	mu       sync.Mutex // guards client and upstream against abort from another goroutine
 	upstream net.Conn
 
 	identity Identity
@@ -183,10 +183,10 @@ func (s *session) refuse(e *clientError) {
 // abort closes both connections, ending the session's goroutines.
 func (s *session) abort() {
 	s.ended.CompareAndSwap(endNone, endAborted)
-	_ = s.client.Close()
 	s.mu.Lock()
-	up := s.upstream
+	client, up := s.client, s.upstream
 	s.mu.Unlock()
+	_ = client.Close()
 	if up != nil {
 		_ = up.Close()
 	}

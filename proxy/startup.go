@@ -88,7 +88,9 @@ func (s *session) startClientTLS(ctx context.Context) error {
 		// No ErrorResponse can be sent: the client expects TLS records now.
 		return fmt.Errorf("client TLS handshake: %w", err)
 	}
+	s.mu.Lock() // abort may read s.client from another goroutine
 	s.client = tconn
+	s.mu.Unlock()
 	s.identity.TLS = true
 	cs := tconn.ConnectionState()
 	if len(cs.VerifiedChains) > 0 {

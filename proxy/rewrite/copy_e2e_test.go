@@ -150,7 +150,7 @@ func TestCursorsAndPsql(t *testing.T) {
 	}
 
 	host, port, _ := net.SplitHostPort(f.proxy)
-	cmd := exec.Command(cluster.Bin("psql"), "-X", "-At", "-v", "FETCH_COUNT=2", "-h", host, "-p", port, "-U", usRole, "-d", f.db,
+	cmd := exec.CommandContext(ctx, cluster.Bin("psql"), "-X", "-At", "-v", "FETCH_COUNT=2", "-h", host, "-p", port, "-U", usRole, "-d", f.db,
 		"-c", "select email from people order by id",
 		"-c", "insert into people (id, email) values (99, 'psql-insert@example.com')",
 		"-c", "select email from people where id = 99")
@@ -181,7 +181,7 @@ select email, score from people where id = :id;
 	}
 	host, port, _ := net.SplitHostPort(f.proxy)
 	for _, mode := range []string{"simple", "extended", "prepared"} {
-		cmd := exec.Command(cluster.Bin("pgbench"), "-n", "-M", mode, "-c", "2", "-j", "2", "-t", "50", "-f", script, "-h", host, "-p", port, "-U", usRole, f.db)
+		cmd := exec.CommandContext(ctxT(t), cluster.Bin("pgbench"), "-n", "-M", mode, "-c", "2", "-j", "2", "-t", "50", "-f", script, "-h", host, "-p", port, "-U", usRole, f.db)
 		cmd.Env = append(os.Environ(), "PGPASSWORD="+usPassword, "PGSSLMODE=disable")
 		out, err := cmd.CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "number of failed transactions: 0") {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,7 +39,10 @@ const (
 	auditorPassword = "auditor-secret"
 )
 
-var rolesOnce sync.Once
+var (
+	rolesOnce sync.Once
+	dbSeq     atomic.Int64
+)
 
 // fixture is one database with protected tables, the keys, and a proxy enforcing the policy.
 type fixture struct {
@@ -76,6 +80,7 @@ func newFixtureWith(t *testing.T, schema, policyYAML string, mutate func(*proxy.
 	if len(db) > 50 {
 		db = db[:50]
 	}
+	db = fmt.Sprintf("%s_%d", db, dbSeq.Add(1)) // unique across -count runs
 	if err := cluster.CreateDatabase(ctx, db); err != nil {
 		t.Fatal(err)
 	}
