@@ -53,18 +53,7 @@ unwrapped and wrapped again.`,
 				return err
 			}
 			rep, err := runKeysRewrap(cmd.Context(), e, cmd.ErrOrStderr())
-			if rep != nil {
-				var perr error
-				if flags.json {
-					perr = writeJSON(cmd.OutOrStdout(), rep)
-				} else {
-					perr = rep.print(cmd.OutOrStdout())
-				}
-				if err == nil {
-					err = perr
-				}
-			}
-			return err
+			return emitReport(flags, cmd.OutOrStdout(), rep, err)
 		},
 	}
 }
@@ -97,18 +86,7 @@ ID is the key ID as ` + "`fleproxy keys list`" + ` prints it: 8 hexadecimal digi
 				return err
 			}
 			rep, err := runKeysRetire(cmd.Context(), e, args[0], kid)
-			if rep != nil {
-				var perr error
-				if flags.json {
-					perr = writeJSON(cmd.OutOrStdout(), rep)
-				} else {
-					perr = rep.print(cmd.OutOrStdout())
-				}
-				if err == nil {
-					err = perr
-				}
-			}
-			return err
+			return emitReport(flags, cmd.OutOrStdout(), rep, err)
 		},
 	}
 	cmd.Flags().StringVar(&id, "key-id", "", "the data key `ID` to retire, 8 hex digits as `fleproxy keys list` prints it")
@@ -828,5 +806,26 @@ keyring). Backups of the key store still hold the wrapped keyring until they exp
 rotate the Transit key, run `+"`fleproxy keys rewrap`"+` and raise min_decryption_version to make those
 copies useless.
 `, r.Name, r.Store, r.RefreshInterval)
+	return err
+}
+
+// emitReport writes a command's report, even a partial one that came with an error: JSON with
+// --json, text otherwise. It returns runErr, or the write's error when runErr is nil.
+func emitReport[T any, R interface {
+	*T
+	print(io.Writer) error
+}](flags *adminFlags, out io.Writer, rep R, runErr error) error {
+	if rep == nil {
+		return runErr
+	}
+	var err error
+	if flags.json {
+		err = writeJSON(out, rep)
+	} else {
+		err = rep.print(out)
+	}
+	if runErr != nil {
+		return runErr
+	}
 	return err
 }
